@@ -1,0 +1,29 @@
+# The two commands of the README: `make book` and `make test`. Both install what they need
+# into the active Python environment first (once; redone when pyproject.toml changes).
+PYTHON ?= python3
+SETUP_STAMP := _build/.setup-done
+
+.PHONY: setup book test lint release benchmarks clean
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): pyproject.toml scripts/setup_env.py
+	$(PYTHON) scripts/setup_env.py
+	@mkdir -p $(dir $@) && touch $@
+
+book: setup
+	$(PYTHON) scripts/build_book.py
+
+test: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest -n 2 --dist loadscope
+
+release: setup
+	$(PYTHON) scripts/release_labs.py
+
+benchmarks: setup
+	$(PYTHON) benchmarks/bench_density.py
+	$(PYTHON) benchmarks/bench_notebooks.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,83 @@
+"""Input checks shared by the public functions of :mod:`dgm_lab`.
+
+Each helper raises a ``TypeError`` or ``ValueError`` whose message names the argument
+and what was wrong with it, so a student sees the problem rather than a shape error
+deep inside PyTorch.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+
+
+def as_float_tensor(x: object, name: str, *, ndim: int | None = None,
+                    dtype: torch.dtype | None = None,
+                    device: torch.device | None = None) -> torch.Tensor:
+    """Convert ``x`` (tensor, array or nested list) to a floating tensor and check it.
+
+    Checks: numeric (not bool/object/complex), ``ndim`` dimensions if given, at least one
+    row, and no NaN or infinity. Integer input is converted to ``float32`` (or ``dtype``);
+    floating input keeps its dtype unless ``dtype`` is given.
+    """
+    if isinstance(x, torch.Tensor):
+        t = x
+    elif isinstance(x, (np.ndarray, list, tuple, numbers.Number)):
+        arr = np.asarray(x)
+        if arr.dtype == object or arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got an array of dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    if dtype is not None:
+        t = t.to(dtype)
+    elif not t.is_floating_point():
+        t = t.to(torch.float32)
+    if device is not None:
+        t = t.to(device)
+    if ndim is not None and t.dim() != ndim:
+        want = {1: "[n]", 2: "[n, d]"}.get(ndim, f"{ndim} dimensions")
+        raise ValueError(f"{name} must have shape {want}, got shape {tuple(t.shape)}")
+    if t.numel() == 0 or (t.dim() > 0 and t.shape[0] == 0):
+        raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); it needs at least one row")
+    if not torch.isfinite(t).all():
+        bad = "NaN" if torch.isnan(t).any() else "infinite"
+        raise ValueError(f"{name} contains {bad} values")
+    return t
+
+
+def check_positive(value: object, name: str) -> float:
+    """Return ``value`` as a float after checking it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return v
+
+
+def check_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int after checking it is an integer ≥ ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_binary(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Check that every entry of ``x`` is 0 or 1 (as needed by Bernoulli models)."""
+    if not ((x == 0) | (x == 1)).all():
+        raise ValueError(f"{name} must be binary (every entry 0 or 1); binarise it first, "
+                         "e.g. dgm_lab.data.load_digits(form='binary')")
+    return x
+
+
+def check_same_width(x: torch.Tensor, d: int, name: str) -> None:
+    """Check that the 2-D tensor ``x`` has ``d`` columns (the width the model was fitted on)."""
+    if x.shape[1] != d:
+        raise ValueError(f"{name} has {x.shape[1]} features but the model was fitted on {d}")

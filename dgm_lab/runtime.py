@@ -1,0 +1,68 @@
+"""Where tensors live and how runs repeat: :func:`device` and :func:`seed_everything`.
+
+Every model, loss and training loop in :mod:`dgm_lab` takes its device from
+:func:`device` (or from the tensors it is given), never from a hard-coded ``.cuda()``,
+so the same code runs on a laptop CPU, an Apple GPU or a CUDA card.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def device(prefer: str | None = None) -> torch.device:
+    """Return the best available device: CUDA, then Apple MPS, then CPU.
+
+    Arguments:
+        prefer: force a device by name (``"cpu"``, ``"cuda"``, ``"mps"``). ``None`` picks
+            automatically. The environment variable ``DGM_LAB_DEVICE`` overrides the
+            automatic choice, which is handy to force the CPU on a GPU machine.
+
+    Example:
+        >>> import dgm_lab
+        >>> x = torch.zeros(3, device=dgm_lab.device())
+    """
+    name = prefer or os.environ.get("DGM_LAB_DEVICE")
+    if name is not None:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"prefer must be a device name such as 'cpu', got {type(name).__name__}")
+        dev = torch.device(name)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was requested but torch.cuda.is_available() is False")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("device 'mps' was requested but no Apple MPS backend is available")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and every CUDA device) so CPU runs repeat exactly.
+
+    Arguments:
+        seed: a non-negative integer.
+
+    Returns:
+        A CPU ``torch.Generator`` seeded with ``seed``, for code that prefers an explicit
+        generator over the global state.
+
+    CUDA kernels can still be non-deterministic (atomics in scatter/index_add); exact
+    repetition is promised on the CPU only.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)

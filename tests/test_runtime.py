@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+import dgm_lab
+from dgm_lab import runtime
+
+
+def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.delenv("DGM_LAB_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dgm_lab.device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert dgm_lab.device().type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert dgm_lab.device() == torch.device("cpu")
+
+
+def test_device_override_by_argument_and_environment(monkeypatch):
+    monkeypatch.setenv("DGM_LAB_DEVICE", "cpu")
+    assert dgm_lab.device().type == "cpu"
+    assert dgm_lab.device("cpu").type == "cpu"
+
+
+def test_device_rejects_unavailable_or_bad_names(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="cuda"):
+        runtime.device("cuda")
+    with pytest.raises(TypeError, match="device name"):
+        runtime.device(3)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        runtime.device("not-a-device")
+
+
+def test_seed_everything_repeats_every_generator_exactly():
+    def draw():
+        g = dgm_lab.seed_everything(123)
+        return (torch.rand(5), np.random.rand(5), __import__("random").random(),
+                torch.rand(3, generator=g))
+
+    a, b = draw(), draw()
+    torch.testing.assert_close(a[0], b[0], rtol=0, atol=0)
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2] == b[2]
+    torch.testing.assert_close(a[3], b[3], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("3", TypeError),
+                                        (True, TypeError)])
+def test_seed_everything_rejects_bad_seeds(bad, error):
+    with pytest.raises(error, match="seed"):
+        dgm_lab.seed_everything(bad)
