@@ -1,0 +1,56 @@
+"""The shared input checks name the argument and the problem."""
+
+import numpy as np
+import pytest
+import torch
+
+from dgm_lab._validation import (
+    as_float_tensor,
+    check_binary,
+    check_int,
+    check_positive,
+    check_same_width,
+)
+
+
+def test_as_float_tensor_converts_arrays_lists_and_integers():
+    assert as_float_tensor(np.ones((2, 3), dtype=np.int64), "x").dtype == torch.float32
+    assert as_float_tensor([[1.0, 2.0]], "x", ndim=2).shape == (1, 2)
+    assert as_float_tensor(torch.ones(2, dtype=torch.float64), "x").dtype == torch.float64
+    assert as_float_tensor(torch.ones(2), "x", dtype=torch.float64).dtype == torch.float64
+
+
+@pytest.mark.parametrize("value, kwargs, error, match", [
+    (torch.ones(3), {"ndim": 2}, ValueError, r"x must have shape \[n, d\], got shape \(3,\)"),
+    (torch.ones(0, 2), {}, ValueError, "x is empty"),
+    (torch.tensor([1.0, float("nan")]), {}, ValueError, "x contains NaN"),
+    (torch.tensor([1.0, float("inf")]), {}, ValueError, "x contains infinite"),
+    (torch.ones(2, dtype=torch.bool), {}, TypeError, "real numbers"),
+    (np.array(["a", "b"]), {}, TypeError, "real numbers"),
+    ("abc", {}, TypeError, "torch.Tensor or numpy array"),
+])
+def test_as_float_tensor_rejects_bad_input(value, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        as_float_tensor(value, "x", **kwargs)
+
+
+def test_scalar_checks():
+    assert check_positive(0.5, "h") == 0.5
+    assert check_int(np.int64(3), "k") == 3
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="h must be a finite number > 0"):
+            check_positive(bad, "h")
+    with pytest.raises(TypeError, match="h must be a positive number"):
+        check_positive("1", "h")
+    with pytest.raises(TypeError, match="k must be an integer"):
+        check_int(2.0, "k")
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        check_int(0, "k")
+
+
+def test_binary_and_width_checks():
+    check_binary(torch.tensor([0.0, 1.0]), "x")
+    with pytest.raises(ValueError, match="x must be binary"):
+        check_binary(torch.tensor([0.0, 0.5]), "x")
+    with pytest.raises(ValueError, match="x has 3 features but the model was fitted on 2"):
+        check_same_width(torch.ones(4, 3), 2, "x")
