@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 import pytest
 import torch
 
 matplotlib.use("Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two workers on two cores: more torch threads than cores makes small ops far slower
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
