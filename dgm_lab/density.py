@@ -1,0 +1,1069 @@
+r"""Density estimation without deep networks: the baselines every later chapter must beat.
+
+Given samples :math:`x_1, \dots, x_m` drawn independently from an unknown density
+:math:`p`, a *density estimator* returns a function :math:`\hat p` that we can evaluate
+(``log_prob``) and, for most estimators here, sample from (``sample``). The module follows
+chapter 2 of the book, from the most rigid model to the most flexible one:
+
+1. **Maximum likelihood for a parametric model** (:func:`fit_gaussian`, :class:`Gaussian`):
+   choose :math:`\theta` maximising :math:`\sum_k \log p(x_k;\theta)` (Fisher, 1922). For a
+   Gaussian the maximiser has a closed form: the sample mean and the (biased) sample covariance.
+2. **Histogram** (:class:`Histogram`): cut space into cells of width :math:`h` starting at an
+   origin :math:`x_0`; the density is constant in a cell, proportional to its count.
+3. **Naive window / Parzen window** (:func:`naive_window_log_prob`): centre the cell on the
+   query instead, :math:`\hat p(x) = \frac{1}{m h^D} \sum_k w((x - x_k)/h)` with a box
+   :math:`w`; this removes the origin (Rosenblatt, 1956; Parzen, 1962).
+4. **Kernel density estimation** (:func:`kde_log_prob`, :class:`KernelDensity`): the same sum
+   with a smooth Gaussian :math:`w`, computed with log-sum-exp in blocks so it runs in bounded
+   memory on CPU or GPU; the bandwidth is chosen by validation likelihood
+   (:func:`select_bandwidth`) or a rule of thumb (:func:`rule_of_thumb_bandwidth`).
+5. **k nearest neighbours** (:func:`knn_density`): fix the count :math:`k` and let the volume
+   adapt, :math:`\hat p(x) = k / (m V_D r_k(x)^D)` (Loftsgaarden and Quesenberry, 1965). It is
+   *not* a normalised density: far from the data it decays like :math:`1/|x|^D`, whose integral
+   diverges.
+6. **Mixtures fitted by EM** (:func:`e_step`, :func:`m_step`, :class:`GaussianMixture`):
+   a latent component label :math:`z` makes the likelihood a sum,
+   :math:`p(x) = \sum_j \pi_j \mathcal N(x; \mu_j, \Sigma_j)`, maximised by alternating
+   posterior responsibilities (E) and weighted maximum likelihood (M) (Dempster, Laird and
+   Rubin, 1977).
+
+Every model is an ``nn.Module`` whose ``log_prob(x)`` returns natural-log densities of shape
+``[n]`` and whose ``sample(n)`` returns ``[n, D]``. Tensors stay on the device (and dtype) of the
+data they were fitted on, so the same code runs on a GPU.
+
+References:
+    R. A. Fisher (1922). On the mathematical foundations of theoretical statistics.
+    M. Rosenblatt (1956). Remarks on some nonparametric estimates of a density function.
+    E. Parzen (1962). On estimation of a probability density function and mode.
+    D. O. Loftsgaarden and C. P. Quesenberry (1965). A nonparametric estimate of a
+    multivariate density function.
+    A. P. Dempster, N. M. Laird and D. B. Rubin (1977). Maximum likelihood from incomplete
+    data via the EM algorithm.
+    B. W. Silverman (1986). Density Estimation for Statistics and Data Analysis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from dgm_lab._validation import as_float_tensor, check_int, check_positive, check_same_width
+
+__all__ = [
+    "ConvergenceWarning",
+    "Gaussian",
+    "GaussianMixture",
+    "Histogram",
+    "KernelDensity",
+    "e_step",
+    "fit_gaussian",
+    "kde_log_prob",
+    "knn_density",
+    "knn_log_density",
+    "m_step",
+    "naive_window_log_prob",
+    "rule_of_thumb_bandwidth",
+    "select_bandwidth",
+]
+
+# Pairwise computations (KDE, k-NN) work on blocks of at most this many query-data pairs,
+# so memory stays bounded (16 MiB per float32 block) however many points there are.
+_BLOCK_PAIRS = 2**22
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class ConvergenceWarning(UserWarning):
+    """Warned when EM stops at ``max_iter`` before the log-likelihood stabilised."""
+
+
+# --------------------------------------------------------------------------------------
+# input checks shared by the estimators
+# --------------------------------------------------------------------------------------
+
+def _as_points(x: object, name: str, like: torch.Tensor | None = None) -> torch.Tensor:
+    """``x`` as a float tensor ``[n, D]``; a 1-D ``[n]`` input is read as ``n`` scalars.
+
+    With ``like`` given, ``x`` is moved to its dtype and device and must have its width.
+    """
+    t = as_float_tensor(x, name, dtype=None if like is None else like.dtype,
+                        device=None if like is None else like.device)
+    if t.dim() == 1:
+        t = t.unsqueeze(1)
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have shape [n, d] (or [n] for 1-D data), "
+                         f"got shape {tuple(t.shape)}")
+    if like is not None:
+        check_same_width(t, like.shape[1], name)
+    return t
+
+
+def _check_batch_size(batch_size: int | None) -> int | None:
+    return None if batch_size is None else check_int(batch_size, "batch_size")
+
+
+def _blocks(n_queries: int, n_data: int, batch_size: int | None) -> tuple[int, int]:
+    """Queries per block and data points per chunk, so one block holds <= _BLOCK_PAIRS pairs."""
+    rows = batch_size or max(1, _BLOCK_PAIRS // n_data)
+    rows = min(rows, n_queries)
+    cols = min(n_data, max(1, _BLOCK_PAIRS // rows))
+    return rows, cols
+
+
+def _sq_dist(x: torch.Tensor, y: torch.Tensor, y_sq: torch.Tensor) -> torch.Tensor:
+    r"""Squared Euclidean distances ``[n, m]`` between the rows of ``x`` and of ``y``.
+
+    Expanding :math:`\|x - y\|^2 = \|x\|^2 - 2 x^\top y + \|y\|^2` turns the work into one
+    matrix product, the fastest operation on both CPU and GPU. Rounding can make a tiny
+    distance negative, hence the clamp.
+    """
+    d = torch.addmm(y_sq.unsqueeze(0), x, y.T, beta=1, alpha=-2)
+    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+        return (d + x.square().sum(1, keepdim=True)).clamp_min(0)
+    return d.add_(x.square().sum(1, keepdim=True)).clamp_min_(0)
+
+
+def _generator_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
+    return fallback if generator is None else generator.device
+
+
+# --------------------------------------------------------------------------------------
+# 1. maximum likelihood for a parametric model
+# --------------------------------------------------------------------------------------
+
+def fit_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Maximum-likelihood mean and covariance of a Gaussian, in closed form.
+
+    Setting the gradient of :math:`\sum_k \log \mathcal N(x_k; \mu, \Sigma)` to zero gives
+
+    .. math:: \hat\mu = \frac1m \sum_k x_k, \qquad
+              \hat\Sigma = \frac1m \sum_k (x_k - \hat\mu)(x_k - \hat\mu)^\top .
+
+    Note the :math:`1/m` (the ML estimate), not the unbiased :math:`1/(m-1)`.
+
+    Arguments:
+        x: data ``[m, D]`` (or ``[m]`` for 1-D data).
+
+    Returns:
+        ``(mean [D], covariance [D, D])`` with the dtype and device of ``x``.
+
+    References:
+        R. A. Fisher (1922). On the mathematical foundations of theoretical statistics.
+
+    Example:
+        >>> mean, cov = fit_gaussian(torch.randn(500, 2))
+    """
+    x = _as_points(x, "x")
+    mean = x.mean(0)
+    centred = x - mean
+    return mean, centred.T @ centred / len(x)
+
+
+class Gaussian(nn.Module):
+    r"""A multivariate Gaussian :math:`\mathcal N(\mu, \Sigma)` with full covariance.
+
+    Build it from parameters, ``Gaussian(mean, covariance)``, or fit it by maximum likelihood,
+    ``Gaussian().fit(x)`` (:func:`fit_gaussian`). The density is evaluated through the
+    Cholesky factor :math:`\Sigma = L L^\top`:
+
+    .. math:: \log \mathcal N(x) = -\tfrac12 \|L^{-1}(x - \mu)\|^2 - \sum_i \log L_{ii}
+              - \tfrac D2 \log 2\pi .
+
+    Arguments:
+        mean: ``[D]``, optional.
+        covariance: ``[D, D]`` symmetric positive definite, optional (given with ``mean``).
+
+    Example:
+        >>> model = Gaussian().fit(torch.randn(1000, 3))
+        >>> model.log_prob(torch.zeros(4, 3)).shape
+        torch.Size([4])
+    """
+
+    def __init__(self, mean: torch.Tensor | None = None,
+                 covariance: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("mean", None)
+        self.register_buffer("covariance", None)
+        self.register_buffer("scale_tril", None)
+        if (mean is None) != (covariance is None):
+            raise ValueError("give both mean and covariance, or neither (then call fit)")
+        if mean is not None:
+            self._set(as_float_tensor(mean, "mean", ndim=1),
+                      as_float_tensor(covariance, "covariance", ndim=2))
+
+    def _set(self, mean: torch.Tensor, covariance: torch.Tensor) -> None:
+        d = mean.shape[0]
+        if covariance.shape != (d, d):
+            raise ValueError(f"covariance must have shape [{d}, {d}] to match mean, "
+                             f"got {tuple(covariance.shape)}")
+        covariance = covariance.to(mean.dtype)
+        if not torch.allclose(covariance, covariance.T, rtol=1e-5, atol=1e-8):
+            raise ValueError("covariance must be symmetric")
+        scale_tril, info = torch.linalg.cholesky_ex(covariance)
+        if info.item() != 0:
+            raise ValueError("covariance is not positive definite (a direction with zero "
+                             "variance?); add a small reg_covar to its diagonal")
+        self.mean, self.covariance, self.scale_tril = mean, covariance, scale_tril
+
+    def fit(self, x: torch.Tensor, *, reg_covar: float = 0.0) -> Gaussian:
+        """Set the parameters to their maximum-likelihood values on ``x`` ``[m, D]``.
+
+        Arguments:
+            x: training data ``[m, D]`` (``m >= 2``).
+            reg_covar: added to the diagonal of the covariance; needed when a direction
+                has zero variance (e.g. an always-blank pixel).
+
+        Returns:
+            ``self``.
+        """
+        x = _as_points(x, "x")
+        if len(x) < 2:
+            raise ValueError("x needs at least 2 points to estimate a covariance")
+        if reg_covar != 0.0:
+            reg_covar = check_positive(reg_covar, "reg_covar")
+        mean, cov = fit_gaussian(x)
+        cov = cov + reg_covar * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        self._set(mean, cov)
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.mean is None:
+            raise RuntimeError("this Gaussian has no parameters yet: call fit(x) first")
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-density (nats) of each row of ``x`` ``[n, D]``; returns ``[n]``."""
+        self._check_fitted()
+        x = _as_points(x, "x", like=self.mean.unsqueeze(0))
+        diff = (x - self.mean).T  # [D, n]
+        z = torch.linalg.solve_triangular(self.scale_tril, diff, upper=False)
+        half_log_det = self.scale_tril.diagonal().log().sum()
+        return -0.5 * z.square().sum(0) - half_log_det - 0.5 * x.shape[1] * _LOG_2PI
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""Draw ``n`` samples ``[n, D]`` as :math:`\mu + L \epsilon`, with :math:`\epsilon`
+        standard normal."""
+        self._check_fitted()
+        n = check_int(n, "n")
+        dev = _generator_device(generator, self.mean.device)
+        eps = torch.randn(n, self.mean.shape[0], generator=generator, device=dev,
+                          dtype=self.mean.dtype).to(self.mean.device)
+        return self.mean + eps @ self.scale_tril.T
+
+
+# --------------------------------------------------------------------------------------
+# 2. histogram
+# --------------------------------------------------------------------------------------
+
+class Histogram(nn.Module):
+    r"""Histogram density with cubic cells of width ``bin_width`` aligned on ``origin``.
+
+    Cell :math:`j` (a multi-index in :math:`D` dimensions) is
+    :math:`[x_0 + j h, x_0 + (j + 1) h)` in every coordinate, and
+
+    .. math:: \hat p(x) = \frac{\#\{k : x_k \in \text{cell}(x)\}}{m\, h^D}
+
+    so the estimate integrates to one. It depends on both ``bin_width`` and ``origin``: the
+    same data can look unimodal or bimodal when the grid shifts. Points in empty cells or
+    outside the range of the data get log-density :math:`-\infty`.
+
+    The counts are stored on a dense grid spanning the data, which needs
+    :math:`(\text{range}/h)^D` cells: fine in 1-D or 2-D, hopeless in 64-D (the curse of
+    dimensionality), where :meth:`fit` refuses with an explanation.
+
+    Arguments:
+        bin_width: the cell width :math:`h > 0`.
+        origin: the grid origin :math:`x_0` (a scalar, shared by all coordinates).
+        max_cells: refuse grids with more cells than this.
+
+    Example:
+        >>> hist = Histogram(bin_width=0.5).fit(torch.randn(1000))
+        >>> hist.log_prob(torch.tensor([0.1, 10.0]))  # second point is outside: -inf
+    """
+
+    def __init__(self, bin_width: float, origin: float = 0.0, *, max_cells: int = 10**7) -> None:
+        super().__init__()
+        self.bin_width = check_positive(bin_width, "bin_width")
+        if (isinstance(origin, bool) or not isinstance(origin, (int, float))
+                or not math.isfinite(origin)):
+            raise TypeError(f"origin must be a finite number, got {origin!r}")
+        self.origin = float(origin)
+        self.max_cells = check_int(max_cells, "max_cells")
+        self.register_buffer("counts", None)
+        self.register_buffer("low", None)
+        self.n_samples = 0
+
+    def _cells(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.floor((x - self.origin) / self.bin_width).long()
+
+    def fit(self, x: torch.Tensor) -> Histogram:
+        """Count the points of ``x`` ``[m, D]`` (or ``[m]``) in each cell; returns ``self``."""
+        x = _as_points(x, "x")
+        cells = self._cells(x)
+        low, high = cells.min(0).values, cells.max(0).values
+        shape = (high - low + 1).tolist()
+        n_cells = math.prod(shape)
+        if n_cells > self.max_cells:
+            raise ValueError(
+                f"a histogram of this data needs {n_cells:.3g} cells "
+                f"({' x '.join(map(str, shape))}), more than max_cells={self.max_cells}: "
+                "the number of cells grows like "
+                f"(range / h)^D, so histograms are impractical in {x.shape[1]} dimensions; "
+                "use a larger bin_width or a kernel density estimate")
+        flat = self._flat_index(cells - low, shape)
+        counts = torch.bincount(flat, minlength=n_cells).reshape(shape)
+        self.counts, self.low, self.n_samples = counts.to(x.dtype), low, len(x)
+        return self
+
+    @staticmethod
+    def _flat_index(offsets: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        strides = [math.prod(shape[i + 1:]) for i in range(len(shape))]
+        return offsets @ torch.tensor(strides, dtype=torch.long, device=offsets.device)
+
+    def _check_fitted(self) -> None:
+        if self.counts is None:
+            raise RuntimeError("this Histogram has not been fitted: call fit(x) first")
+
+    @property
+    def density(self) -> torch.Tensor:
+        """The density value of every cell, on the grid spanning the data."""
+        self._check_fitted()
+        return self.counts / (self.n_samples * self.bin_width ** self.counts.dim())
+
+    @property
+    def edges(self) -> list[torch.Tensor]:
+        """Cell edges along each axis (one tensor of ``shape[i] + 1`` edges per axis)."""
+        self._check_fitted()
+        return [self.origin + self.bin_width * torch.arange(
+                    int(lo), int(lo) + size + 1, dtype=self.counts.dtype)
+                for lo, size in zip(self.low.tolist(), self.counts.shape, strict=True)]
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Log-density ``[n]`` of the rows of ``x``; :math:`-\infty` in empty cells."""
+        self._check_fitted()
+        x = _as_points(x, "x").to(self.counts)
+        check_same_width(x, self.counts.dim(), "x")
+        offsets = self._cells(x) - self.low
+        shape = list(self.counts.shape)
+        inside = ((offsets >= 0) & (offsets < torch.tensor(shape, device=x.device))).all(1)
+        flat = self._flat_index(offsets.clamp_min(0), shape).clamp_max(self.counts.numel() - 1)
+        counts = torch.where(inside, self.counts.reshape(-1)[flat], torch.zeros_like(x[:, 0]))
+        return counts.log() - math.log(self.n_samples) - x.shape[1] * math.log(self.bin_width)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` points ``[n, D]``: a cell with probability count/m, then uniform in it."""
+        self._check_fitted()
+        n = check_int(n, "n")
+        dev = _generator_device(generator, self.counts.device)
+        flat = torch.multinomial(self.counts.reshape(-1).to(dev), n, replacement=True,
+                                 generator=generator)
+        offsets = torch.stack(torch.unravel_index(flat, tuple(self.counts.shape)), 1)
+        u = torch.rand(n, self.counts.dim(), generator=generator, device=dev,
+                       dtype=self.counts.dtype)
+        cells = (offsets + self.low.to(dev)).to(self.counts.dtype)
+        return (self.origin + self.bin_width * (cells + u)).to(self.counts.device)
+
+
+# --------------------------------------------------------------------------------------
+# 3-4. naive (box) window and Gaussian kernel density estimation
+# --------------------------------------------------------------------------------------
+
+def naive_window_log_prob(x: torch.Tensor, data: torch.Tensor, bandwidth: float, *,
+                          batch_size: int | None = None) -> torch.Tensor:
+    r"""Log of the naive (box window) estimate: count the data in a cube centred on ``x``.
+
+    .. math:: \hat p(x) = \frac{1}{m h^D} \sum_{k=1}^m w\Big(\frac{x - x_k}{h}\Big), \qquad
+              w(u) = \begin{cases} 1 & \max_i |u_i| \le 1/2 \\ 0 & \text{otherwise}
+                     \end{cases}
+
+    Unlike the histogram, the window moves with the query, so there is no origin to choose;
+    the estimate is still a staircase, jumping whenever a data point enters or leaves the
+    window (Rosenblatt, 1956; Parzen, 1962).
+
+    Arguments:
+        x: queries ``[n, D]`` (or ``[n]``).
+        data: samples ``[m, D]`` (or ``[m]``).
+        bandwidth: the window side :math:`h > 0`.
+        batch_size: queries per block (memory stays bounded).
+
+    Returns:
+        ``[n]`` log-densities; :math:`-\infty` where the window is empty.
+
+    References:
+        M. Rosenblatt (1956). Remarks on some nonparametric estimates of a density function.
+        E. Parzen (1962). On estimation of a probability density function and mode.
+
+    Example:
+        >>> naive_window_log_prob(torch.zeros(1), torch.randn(1000), 0.5).exp()  # ~0.40
+    """
+    data = _as_points(data, "data")
+    x = _as_points(x, "x", like=data)
+    h = check_positive(bandwidth, "bandwidth")
+    rows, _ = _blocks(len(x), len(data), _check_batch_size(batch_size))
+    counts = torch.cat([
+        (torch.cdist(xb, data, p=math.inf) <= h / 2).sum(1) for xb in x.split(rows)])
+    return counts.to(x.dtype).log() - math.log(len(data)) - data.shape[1] * math.log(h)
+
+
+def _exp_limits(dtype: torch.dtype) -> tuple[float, float]:
+    """``(clamp, floor)`` for summing ``exp`` of non-positive exponents in ``dtype``.
+
+    Exponents are clamped at ``clamp`` before ``exp``: below it the result would be a
+    subnormal number, which CPUs process up to 30 times slower, and ``exp(clamp)`` is
+    already negligible next to any sum above ``floor``. A row whose sum falls below
+    ``floor`` is recomputed with the max-shifted log-sum-exp.
+    """
+    return (-700.0, -600.0) if dtype == torch.float64 else (-80.0, -50.0)
+
+
+def _logsumexp_rows(a: torch.Tensor) -> torch.Tensor:
+    """``log(sum_j exp(a[i, j]))`` per row, stabilised by the row maximum (in place)."""
+    top = a.amax(1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # rows of -inf stay -inf
+    shifted = a.sub_(top).clamp_min_(_exp_limits(a.dtype)[0])
+    return shifted.exp_().sum(1).log_().add_(top.squeeze(1))
+
+
+def _gaussian_log_sums(x: torch.Tensor, data: torch.Tensor, h: float,
+                       batch_size: int | None) -> torch.Tensor:
+    r""":math:`\log \sum_k \exp(-\|x - x_k\|^2 / 2h^2)` for every query, ``[n]``.
+
+    Expanding the square, :math:`-\|x - x_k\|^2 / 2h^2 = x^\top x_k / h^2 - \|x_k\|^2 / 2h^2
+    - \|x\|^2 / 2h^2`, is one inner product of two augmented vectors,
+    :math:`[x/h^2, 1, -\|x\|^2/2h^2] \cdot [x_k, -\|x_k\|^2/2h^2, 1]`. So a block of exponents
+    is a single matrix product: no ``[n, m, D]`` tensor, and the fastest kernel on both CPU
+    and GPU. Every exponent is <= 0 (up to rounding), so ``exp`` cannot overflow and the
+    plain sum is safe unless *all* terms underflow (a query far from every point). Those
+    rows (see :func:`_exp_limits`) are redone with the max-shifted log-sum-exp,
+    :math:`\log\sum_k e^{a_k} = a^* + \log\sum_k e^{a_k - a^*}`. Queries come in blocks and,
+    for a huge ``data``, so do the centres, which keeps memory bounded.
+    """
+    # Translating both sets leaves distances unchanged; centring keeps ||x||^2 small, which
+    # limits the rounding error of the expanded square (it matters in float32).
+    shift = data.mean(0)
+    x, data = x - shift, data - shift
+    scale = 1.0 / h**2
+    xa = torch.cat([x * scale, torch.ones_like(x[:, :1]),
+                    (-0.5 * scale) * x.square().sum(1, keepdim=True)], 1)
+    da = torch.cat([data, (-0.5 * scale) * data.square().sum(1, keepdim=True),
+                    torch.ones_like(data[:, :1])], 1)
+    rows, cols = _blocks(len(x), len(data), batch_size)
+    chunks = da.split(cols)
+    if torch.is_grad_enabled() and (x.requires_grad or data.requires_grad):
+        # autograd path: out-of-place, always max-shifted
+        return torch.cat([torch.logsumexp(torch.cat([xb @ c.T for c in chunks], 1), 1)
+                          for xb in xa.split(rows)])
+    clamp, floor = _exp_limits(x.dtype)
+    floor = math.exp(floor)
+    out = torch.empty(len(x), dtype=x.dtype, device=x.device)
+    for start in range(0, len(x), rows):
+        xb = xa[start:start + rows]
+        total = sum(torch.mm(xb, c.T).clamp_min_(clamp).exp_().sum(1) for c in chunks)
+        out[start:start + len(xb)] = total.log()
+        low = (total < floor).nonzero().squeeze(1)
+        if len(low):
+            redo = None
+            for c in chunks:
+                lse = _logsumexp_rows(torch.mm(xb[low], c.T))
+                redo = lse if redo is None else torch.logaddexp(redo, lse)
+            out[start + low] = redo
+    return out
+
+
+def kde_log_prob(x: torch.Tensor, data: torch.Tensor, bandwidth: float, *,
+                 batch_size: int | None = None) -> torch.Tensor:
+    r"""Gaussian kernel density estimate of ``log p(x)`` with an isotropic bandwidth.
+
+    .. math:: \hat p(x) = \frac1m \sum_{k=1}^m \mathcal N(x;\, x_k,\, h^2 I)
+              = \frac{1}{m (2\pi h^2)^{D/2}} \sum_{k=1}^m
+                \exp\Big(-\frac{\|x - x_k\|^2}{2h^2}\Big)
+
+    In many dimensions every term underflows to 0 in floating point, so the sum is taken
+    in log space with log-sum-exp: :math:`\log\sum_k e^{a_k} = a^* + \log\sum_k e^{a_k - a^*}`,
+    :math:`a^* = \max_k a_k`. Distances come from one matrix product per block of queries
+    (and of data, for very large ``data``), so memory stays bounded and the work runs on
+    the device of ``data`` (a GPU if it lives there).
+
+    Arguments:
+        x: queries ``[n, D]`` (or ``[n]`` for 1-D); moved to the dtype/device of ``data``.
+        data: the kernel centres ``[m, D]`` (or ``[m]``).
+        bandwidth: the kernel standard deviation :math:`h > 0`.
+        batch_size: queries per block; by default blocks hold about 4 million pairs.
+
+    Returns:
+        ``[n]`` log-densities in nats.
+
+    References:
+        M. Rosenblatt (1956); E. Parzen (1962); B. W. Silverman (1986), chapter 4.
+
+    Example:
+        >>> data = torch.randn(5000, 2)
+        >>> kde_log_prob(torch.zeros(3, 2), data, bandwidth=0.3)  # close to -log(2 pi) = -1.84
+    """
+    data = _as_points(data, "data")
+    x = _as_points(x, "x", like=data)
+    h = check_positive(bandwidth, "bandwidth")
+    m, d = data.shape
+    const = math.log(m) + 0.5 * d * (_LOG_2PI + 2 * math.log(h))
+    return _gaussian_log_sums(x, data, h, _check_batch_size(batch_size)) - const
+
+
+def select_bandwidth(train: torch.Tensor, val: torch.Tensor, candidates: Sequence[float], *,
+                     batch_size: int | None = None) -> tuple[float, torch.Tensor]:
+    r"""Pick the Gaussian KDE bandwidth with the highest mean validation log-likelihood.
+
+    Maximising the *training* likelihood is useless here: :math:`h \to 0` puts a spike on
+    every training point and the likelihood grows without bound. Held-out points expose
+    that overfitting: too small an :math:`h` leaves them in the gaps between spikes (very
+    low density), too large an :math:`h` smears everything out. The squared distances
+    are recomputed for each candidate (one matrix product, cheap next to the exponentials).
+
+    Arguments:
+        train: kernel centres ``[m, D]``.
+        val: held-out points ``[n, D]``.
+        candidates: bandwidths to try (each > 0).
+        batch_size: queries per block.
+
+    Returns:
+        ``(best, scores)``: the best bandwidth and the mean validation log-likelihood of
+        each candidate (``[len(candidates)]``, nats per point).
+
+    Example:
+        >>> best, scores = select_bandwidth(train, val, torch.logspace(-2, 1, 20).tolist())
+    """
+    train = _as_points(train, "train")
+    val = _as_points(val, "val", like=train)
+    hs = [check_positive(h, "each candidate bandwidth") for h in candidates]
+    if not hs:
+        raise ValueError("candidates is empty: give at least one bandwidth")
+    batch_size = _check_batch_size(batch_size)
+    with torch.no_grad():
+        scores = torch.stack([kde_log_prob(val, train, h, batch_size=batch_size).mean()
+                              for h in hs])
+    return hs[int(scores.argmax())], scores
+
+
+def rule_of_thumb_bandwidth(data: torch.Tensor, rule: str = "scott") -> float:
+    r"""Scott's or Silverman's rule-of-thumb bandwidth for an isotropic Gaussian kernel.
+
+    Both scale a spread :math:`\hat\sigma` (root mean of the per-coordinate unbiased
+    variances) by a power of the sample size chosen to be optimal when the data are
+    Gaussian:
+
+    .. math:: h_\text{Scott} = \hat\sigma\, m^{-1/(D+4)}, \qquad
+              h_\text{Silverman} = \hat\sigma \Big(\frac{m (D+2)}{4}\Big)^{-1/(D+4)} .
+
+    They are quick but oversmooth multimodal data, where validation likelihood
+    (:func:`select_bandwidth`) does better.
+
+    Arguments:
+        data: ``[m, D]`` (or ``[m]``), ``m >= 2``.
+        rule: ``"scott"`` or ``"silverman"``.
+
+    Returns:
+        The bandwidth, a float.
+
+    References:
+        D. W. Scott (1992). Multivariate Density Estimation.
+        B. W. Silverman (1986). Density Estimation for Statistics and Data Analysis.
+    """
+    data = _as_points(data, "data")
+    m, d = data.shape
+    if m < 2:
+        raise ValueError("data needs at least 2 points to measure its spread")
+    if rule not in ("scott", "silverman"):
+        raise ValueError(f"rule must be 'scott' or 'silverman', got {rule!r}")
+    sigma = data.double().var(0, unbiased=True).mean().sqrt().item()
+    if sigma == 0:
+        raise ValueError("data has zero variance: every point is the same")
+    factor = m ** (-1 / (d + 4)) if rule == "scott" else (m * (d + 2) / 4) ** (-1 / (d + 4))
+    return sigma * factor
+
+
+class KernelDensity(nn.Module):
+    """Kernel density estimator as a model: ``fit`` stores the data, ``log_prob`` sums kernels.
+
+    With the Gaussian kernel this is a mixture of ``m`` Gaussians of covariance
+    :math:`h^2 I` centred on the training points, one per point, with equal weights. Sampling
+    is therefore *ancestral*: pick a training point uniformly, then add kernel noise. The
+    samples are near copies of the training data, a form of memorisation that later
+    chapters will learn to detect.
+
+    Arguments:
+        bandwidth: :math:`h > 0` (Gaussian: the kernel's standard deviation; box: the side
+            of the window cube).
+        kernel: ``"gaussian"`` (:func:`kde_log_prob`) or ``"box"``
+            (:func:`naive_window_log_prob`).
+        batch_size: queries per block in ``log_prob``.
+
+    Example:
+        >>> kde = KernelDensity(bandwidth=0.2).fit(train)
+        >>> kde.log_prob(test).mean(), kde.sample(16).shape
+    """
+
+    def __init__(self, bandwidth: float, kernel: str = "gaussian", *,
+                 batch_size: int | None = None) -> None:
+        super().__init__()
+        self.bandwidth = check_positive(bandwidth, "bandwidth")
+        if kernel not in ("gaussian", "box"):
+            raise ValueError(f"kernel must be 'gaussian' or 'box', got {kernel!r}")
+        self.kernel = kernel
+        self.batch_size = _check_batch_size(batch_size)
+        self.register_buffer("data", None)
+
+    def fit(self, data: torch.Tensor) -> KernelDensity:
+        """Store the kernel centres ``[m, D]``; returns ``self``."""
+        self.data = _as_points(data, "data")
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.data is None:
+            raise RuntimeError("this KernelDensity has no data: call fit(data) first")
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-density ``[n]`` (nats) of the rows of ``x`` ``[n, D]``."""
+        self._check_fitted()
+        fn = kde_log_prob if self.kernel == "gaussian" else naive_window_log_prob
+        return fn(x, self.data, self.bandwidth, batch_size=self.batch_size)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` points ``[n, D]``: a random training point plus kernel noise."""
+        self._check_fitted()
+        n = check_int(n, "n")
+        dev = _generator_device(generator, self.data.device)
+        idx = torch.randint(len(self.data), (n,), generator=generator, device=dev)
+        shape = (n, self.data.shape[1])
+        if self.kernel == "gaussian":
+            noise = torch.randn(shape, generator=generator, device=dev, dtype=self.data.dtype)
+        else:
+            noise = torch.rand(shape, generator=generator, device=dev, dtype=self.data.dtype) - 0.5
+        return self.data[idx.to(self.data.device)] + self.bandwidth * noise.to(self.data.device)
+
+
+# --------------------------------------------------------------------------------------
+# 5. k nearest neighbours
+# --------------------------------------------------------------------------------------
+
+def _log_unit_ball_volume(d: int) -> float:
+    r""":math:`\log V_D`, where :math:`V_D = \pi^{D/2} / \Gamma(D/2 + 1)` (unit ball volume)."""
+    return 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1)
+
+
+def knn_log_density(x: torch.Tensor, data: torch.Tensor, k: int, *,
+                    batch_size: int | None = None) -> torch.Tensor:
+    r"""Log of the k-nearest-neighbour density estimate (see :func:`knn_density`).
+
+    Works in log space, :math:`\log k - \log m - \log V_D - D \log r_k(x)`, because
+    :math:`r_k^D` under- or overflows in high dimension. Returns ``[n]``; where ``k`` data
+    points coincide with the query (:math:`r_k = 0`) the value is huge or ``+inf``.
+    """
+    data = _as_points(data, "data")
+    x = _as_points(x, "x", like=data)
+    k = check_int(k, "k")
+    m, d = data.shape
+    if k > m:
+        raise ValueError(f"k={k} is larger than the number of data points ({m})")
+    rows, _ = _blocks(len(x), m, _check_batch_size(batch_size))
+    data_sq = data.square().sum(1)
+    r2 = torch.cat([_sq_dist(xb, data, data_sq).topk(k, dim=1, largest=False).values[:, -1]
+                    for xb in x.split(rows)])
+    return math.log(k) - math.log(m) - _log_unit_ball_volume(d) - 0.5 * d * r2.log()
+
+
+def knn_density(x: torch.Tensor, data: torch.Tensor, k: int, *,
+                batch_size: int | None = None) -> torch.Tensor:
+    r"""k-nearest-neighbour density estimate: grow a ball around ``x`` until it holds ``k`` points.
+
+    .. math:: \hat p(x) = \frac{k}{m\, V_D\, r_k(x)^D}, \qquad
+              V_D = \frac{\pi^{D/2}}{\Gamma(D/2 + 1)}
+
+    where :math:`r_k(x)` is the distance from ``x`` to its k-th nearest data point (a data
+    point equal to ``x`` counts). Where data are dense the ball is small and the estimate
+    high; ``k`` plays the role of the bandwidth, and the resolution adapts to the data.
+
+    **It is not a probability density.** Far from the data, :math:`r_k(x) \approx \|x\|`, so
+    :math:`\hat p(x) \sim 1/\|x\|^D`; in polar coordinates the integral over a shell of
+    radius :math:`r` behaves like :math:`r^{D-1}/r^D = 1/r`, whose integral diverges
+    (logarithmically). The estimate is also not smooth: its gradient jumps wherever the
+    k-th neighbour changes.
+
+    Arguments:
+        x: queries ``[n, D]`` (or ``[n]``).
+        data: samples ``[m, D]`` (or ``[m]``).
+        k: number of neighbours, ``1 <= k <= m``.
+        batch_size: queries per block.
+
+    Returns:
+        ``[n]`` density values (use :func:`knn_log_density` in high dimension).
+
+    References:
+        D. O. Loftsgaarden and C. P. Quesenberry (1965). A nonparametric estimate of a
+        multivariate density function.
+
+    Example:
+        >>> knn_density(torch.zeros(1, 2), torch.rand(1000, 2) * 2 - 1, k=50)  # ~ 1/4
+    """
+    return knn_log_density(x, data, k, batch_size=batch_size).exp()
+
+
+# --------------------------------------------------------------------------------------
+# 6. Gaussian mixtures and EM
+# --------------------------------------------------------------------------------------
+
+def _check_mixture(x: torch.Tensor, weights: object, means: object,
+                   covariances: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    means = as_float_tensor(means, "means", ndim=2, dtype=x.dtype, device=x.device)
+    k, d = means.shape
+    check_same_width(x, d, "x")
+    weights = as_float_tensor(weights, "weights", ndim=1, dtype=x.dtype, device=x.device)
+    covariances = as_float_tensor(covariances, "covariances", ndim=3, dtype=x.dtype,
+                                  device=x.device)
+    if weights.shape[0] != k:
+        raise ValueError(f"weights has {weights.shape[0]} entries but means has {k} components")
+    if covariances.shape != (k, d, d):
+        raise ValueError(f"covariances must have shape [{k}, {d}, {d}], got "
+                         f"{tuple(covariances.shape)}")
+    if (weights < 0).any() or abs(weights.sum().item() - 1) > 1e-4:
+        raise ValueError("weights must be non-negative and sum to 1")
+    return weights, means, covariances
+
+
+def _precision_cholesky(covariances: torch.Tensor) -> torch.Tensor:
+    r"""Upper-triangular ``P`` with :math:`P P^\top = \Sigma^{-1}`, per component ``[K, D, D]``.
+
+    With :math:`\Sigma = L L^\top`, :math:`P = L^{-\top}`; then
+    :math:`(x - \mu)^\top \Sigma^{-1} (x - \mu) = \|(x - \mu)^\top P\|^2`, a matrix product.
+    """
+    chol, info = torch.linalg.cholesky_ex(covariances)
+    if (info != 0).any():
+        bad = int((info != 0).nonzero()[0, 0])
+        raise ValueError(f"the covariance of component {bad} is not positive definite "
+                         "(it collapsed onto too few points?); increase reg_covar")
+    eye = torch.eye(covariances.shape[-1], dtype=covariances.dtype, device=covariances.device)
+    return torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False).mT
+
+
+def _component_log_prob(x: torch.Tensor, means: torch.Tensor,
+                        prec_chol: torch.Tensor) -> torch.Tensor:
+    r""":math:`\log \mathcal N(x_i; \mu_j, \Sigma_j)` for every point i, component j: ``[n, K]``."""
+    d = x.shape[1]
+    y = torch.matmul(x, prec_chol) - (means.unsqueeze(1) @ prec_chol)  # [K, n, D]
+    log_det = prec_chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # log |Sigma|^{-1/2}
+    return (-0.5 * (d * _LOG_2PI + y.square().sum(-1)) + log_det.unsqueeze(1)).T
+
+
+def e_step(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
+           covariances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""E-step of EM for a Gaussian mixture: posterior responsibilities of each component.
+
+    By Bayes' rule the responsibility of component :math:`j` for point :math:`x_i` is
+
+    .. math:: r_{ij} = p(z_i = j \mid x_i)
+              = \frac{\pi_j \mathcal N(x_i; \mu_j, \Sigma_j)}
+                     {\sum_l \pi_l \mathcal N(x_i; \mu_l, \Sigma_l)} ,
+
+    computed in log space (log-sum-exp over components) so that far-away points, whose
+    component densities all underflow, still get valid responsibilities.
+
+    Arguments:
+        x: data ``[n, D]``.
+        weights: mixing proportions :math:`\pi` ``[K]`` (non-negative, sum to 1).
+        means: ``[K, D]``.
+        covariances: ``[K, D, D]``, each symmetric positive definite.
+
+    Returns:
+        ``(log_resp [n, K], log_prob [n])``: :math:`\log r_{ij}` (rows log-sum-exp to 0)
+        and :math:`\log p(x_i)` under the current parameters.
+
+    References:
+        A. P. Dempster, N. M. Laird and D. B. Rubin (1977). Maximum likelihood from
+        incomplete data via the EM algorithm. C. M. Bishop (2006), section 9.2.
+
+    Example:
+        >>> log_resp, log_px = e_step(x, torch.full((3,), 1 / 3), means, covs)
+    """
+    x = _as_points(x, "x")
+    weights, means, covariances = _check_mixture(x, weights, means, covariances)
+    joint = _component_log_prob(x, means, _precision_cholesky(covariances)) + weights.log()
+    log_prob = torch.logsumexp(joint, dim=1)
+    return joint - log_prob.unsqueeze(1), log_prob
+
+
+def m_step(x: torch.Tensor, resp: torch.Tensor, reg_covar: float = 1e-6
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""M-step of EM for a Gaussian mixture: weighted maximum likelihood.
+
+    With :math:`N_j = \sum_i r_{ij}` (the soft count of component :math:`j`),
+
+    .. math:: \pi_j = \frac{N_j}{n}, \quad \mu_j = \frac{1}{N_j}\sum_i r_{ij} x_i, \quad
+              \Sigma_j = \frac{1}{N_j}\sum_i r_{ij}(x_i - \mu_j)(x_i - \mu_j)^\top
+                        + \lambda I .
+
+    The small :math:`\lambda` (``reg_covar``) keeps a component that shrinks onto a few
+    points from a singular covariance (and an infinite likelihood). A tiny
+    :math:`10\,\epsilon` is added to :math:`N_j` so an empty component does not divide by 0.
+
+    Arguments:
+        x: data ``[n, D]``.
+        resp: responsibilities ``[n, K]`` (non-negative, rows sum to 1).
+        reg_covar: :math:`\lambda \ge 0`.
+
+    Returns:
+        ``(weights [K], means [K, D], covariances [K, D, D])``.
+
+    References:
+        A. P. Dempster, N. M. Laird and D. B. Rubin (1977). C. M. Bishop (2006), eq. 9.24-9.27.
+    """
+    x = _as_points(x, "x")
+    resp = as_float_tensor(resp, "resp", ndim=2, dtype=x.dtype, device=x.device)
+    if resp.shape[0] != x.shape[0]:
+        raise ValueError(f"resp has {resp.shape[0]} rows but x has {x.shape[0]} points")
+    if (resp < 0).any() or not torch.allclose(resp.sum(1), torch.ones_like(resp[:, 0]),
+                                              atol=1e-4):
+        raise ValueError("resp must be non-negative with rows summing to 1 "
+                         "(pass probabilities, not log-responsibilities)")
+    if reg_covar != 0:
+        reg_covar = check_positive(reg_covar, "reg_covar")
+    return _m_step(x, resp, float(reg_covar))
+
+
+def _m_step(x: torch.Tensor, resp: torch.Tensor,
+            reg_covar: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    nk = resp.sum(0) + 10 * torch.finfo(x.dtype).eps
+    means = (resp.T @ x) / nk.unsqueeze(1)
+    diff = x.unsqueeze(0) - means.unsqueeze(1)  # [K, n, D]
+    covs = (resp.T.unsqueeze(2) * diff).mT @ diff / nk.view(-1, 1, 1)
+    covs.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
+    return nk / nk.sum(), means, covs
+
+
+def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """Greedy k-means++ seeding (Arthur and Vassilvitskii, 2007), ``[k, D]`` data points.
+
+    Each new centre is drawn with probability proportional to the squared distance to the
+    nearest centre chosen so far, so the seeds spread over the data. Greedy variant (as in
+    scikit-learn): draw ``2 + log k`` candidates and keep the one that lowers the total
+    squared distance most.
+    """
+    n = len(x)
+    trials = 2 + int(math.log(k))
+    first = int(torch.randint(n, (1,), generator=generator))
+    centres = [x[first]]
+    x_sq = x.square().sum(1)
+    closest = (x - x[first]).square().sum(1)
+    for _ in range(1, k):
+        probs = closest.double().cpu()
+        if probs.sum() <= 0:  # fewer distinct points than components: pick uniformly
+            probs = torch.ones(n, dtype=torch.float64)
+        candidates = torch.multinomial(probs, trials, replacement=True, generator=generator)
+        cand = x[candidates.to(x.device)]
+        dist = torch.minimum(closest, _sq_dist(cand, x, x_sq))  # [trials, n]
+        best = int(dist.sum(1).argmin())
+        centres.append(cand[best])
+        closest = dist[best]
+    return torch.stack(centres)
+
+
+# Below this many elements in its largest tensor ([K, n, D]), EM runs on one CPU thread.
+_SMALL_EM = 2**23
+
+
+@contextlib.contextmanager
+def _one_thread_if_small(x: torch.Tensor, numel: int) -> Iterator[None]:
+    """Run the block on one CPU thread when the tensors involved are small.
+
+    EM is a long chain of small tensor operations. Splitting each of them across threads
+    saves little, and every parallel region must wait for its slowest thread: on a machine
+    busy with other processes, that wait (a scheduler time slice) can make small fits
+    tens of times slower than on one thread. The previous setting is restored on exit.
+    """
+    if x.device.type != "cpu" or numel >= _SMALL_EM or torch.get_num_threads() == 1:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class GaussianMixture(nn.Module):
+    r"""Gaussian mixture with full covariances, fitted by expectation-maximisation.
+
+    .. math:: p(x) = \sum_{j=1}^K \pi_j\, \mathcal N(x; \mu_j, \Sigma_j)
+
+    A latent label :math:`z \in \{1..K\}` picks the component: :math:`p(z = j) = \pi_j`,
+    :math:`p(x \mid z = j) = \mathcal N(\mu_j, \Sigma_j)`. EM alternates :func:`e_step`
+    (responsibilities) and :func:`m_step` (weighted ML). Each round cannot decrease the
+    log-likelihood, because the E-step makes the evidence lower bound
+    :math:`\mathcal L(q, \theta) = \mathbb E_q[\log p(x, z)] + H(q)` tight and the M-step
+    maximises it. EM stops when the mean log-likelihood changes by less than ``tol``.
+
+    Bookkeeping follows scikit-learn: ``converged_``, ``n_iter_``, ``lower_bound_`` (the
+    mean log-likelihood per point at the last E-step, where the bound is tight) and
+    ``lower_bound_history_`` (one value per iteration); a :class:`ConvergenceWarning` is
+    raised when ``max_iter`` runs out first.
+
+    Arguments:
+        n_components: :math:`K`.
+        max_iter: at most this many EM iterations.
+        tol: stop when the mean log-likelihood changes by less than this (nats per point).
+        reg_covar: added to every covariance diagonal in the M-step.
+        n_init: EM finds a *local* maximum that depends on its start; with ``n_init > 1``
+            it runs from that many k-means++ starts and keeps the run with the highest
+            final log-likelihood.
+        seed: seeds the k-means++ initialisation.
+
+    Example:
+        >>> gmm = GaussianMixture(8, seed=0).fit(x)
+        >>> gmm.converged_, gmm.log_prob(x).mean(), gmm.sample(100).shape
+    """
+
+    def __init__(self, n_components: int, *, max_iter: int = 100, tol: float = 1e-3,
+                 reg_covar: float = 1e-6, n_init: int = 1, seed: int = 0) -> None:
+        super().__init__()
+        self.n_components = check_int(n_components, "n_components")
+        self.n_init = check_int(n_init, "n_init")
+        self.max_iter = check_int(max_iter, "max_iter")
+        self.tol = check_positive(tol, "tol")
+        self.reg_covar = 0.0 if reg_covar == 0 else check_positive(reg_covar, "reg_covar")
+        self.seed = check_int(seed, "seed", minimum=0)
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            self.register_buffer(name, None)
+        self.converged_ = False
+        self.n_iter_ = 0
+        self.lower_bound_ = -math.inf
+        self.lower_bound_history_: list[float] = []
+
+    def _initial_parameters(self, x: torch.Tensor, weights_init: object, means_init: object,
+                            covariances_init: object, resp_init: object,
+                            generator: torch.Generator
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n, d = x.shape
+        k = self.n_components
+        if resp_init is not None:
+            resp = as_float_tensor(resp_init, "resp_init", ndim=2, dtype=x.dtype, device=x.device)
+            if resp.shape != (n, k):
+                raise ValueError(f"resp_init must have shape [{n}, {k}], got {tuple(resp.shape)}")
+            weights, means, covs = m_step(x, resp, self.reg_covar)
+        else:
+            if means_init is not None:
+                centres = as_float_tensor(means_init, "means_init", ndim=2, dtype=x.dtype,
+                                          device=x.device)
+                if centres.shape != (k, d):
+                    raise ValueError(f"means_init must have shape [{k}, {d}], "
+                                     f"got {tuple(centres.shape)}")
+            else:
+                centres = _kmeans_plus_plus(x, k, generator)
+            # one hard assignment to the nearest centre gives every component a
+            # sensible starting covariance and weight
+            nearest = _sq_dist(x, centres, centres.square().sum(1)).argmin(1)
+            resp = torch.nn.functional.one_hot(nearest, k).to(x.dtype)
+            weights, means, covs = _m_step(x, resp, self.reg_covar)
+            means = centres
+        if weights_init is not None:
+            weights = as_float_tensor(weights_init, "weights_init", ndim=1, dtype=x.dtype,
+                                      device=x.device)
+        if means_init is not None:
+            means = as_float_tensor(means_init, "means_init", ndim=2, dtype=x.dtype,
+                                    device=x.device)
+        if covariances_init is not None:
+            covs = as_float_tensor(covariances_init, "covariances_init", ndim=3, dtype=x.dtype,
+                                   device=x.device)
+        return _check_mixture(x, weights, means, covs)
+
+    def _em(self, x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
+            covs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], list[float], bool]:
+        """One run of EM from the given parameters: ``(parameters, history, converged)``."""
+        history: list[float] = []
+        lower_bound = -math.inf
+        with torch.no_grad():
+            for _ in range(self.max_iter):
+                previous = lower_bound
+                joint = _component_log_prob(x, means, _precision_cholesky(covs)) + weights.log()
+                log_px = torch.logsumexp(joint, dim=1)
+                # clamped: responsibilities below exp(-700) are 0 for all purposes, and exp
+                # of a subnormal result is very slow on CPUs
+                resp = (joint - log_px.unsqueeze(1)).clamp_min_(_exp_limits(x.dtype)[0]).exp_()
+                weights, means, covs = _m_step(x, resp, self.reg_covar)
+                lower_bound = log_px.mean().item()
+                history.append(lower_bound)
+                if abs(lower_bound - previous) < self.tol:
+                    return (weights, means, covs), history, True
+        return (weights, means, covs), history, False
+
+    def fit(self, x: torch.Tensor, *, weights_init: torch.Tensor | None = None,
+            means_init: torch.Tensor | None = None,
+            covariances_init: torch.Tensor | None = None,
+            resp_init: torch.Tensor | None = None) -> GaussianMixture:
+        """Run EM on ``x`` ``[n, D]`` until convergence or ``max_iter``; returns ``self``.
+
+        Initialisation: from ``resp_init`` ``[n, K]`` (an M-step first) if given; otherwise
+        each point is assigned to the nearest of ``means_init`` ``[K, D]`` (or of k-means++
+        seeds) and an M-step gives weights and covariances. Any of ``weights_init`` ``[K]``,
+        ``means_init``, ``covariances_init`` ``[K, D, D]`` given then overrides its part.
+        The bookkeeping attributes describe the best of the ``n_init`` runs.
+        """
+        x = _as_points(x, "x")
+        n = len(x)
+        if self.n_components > n:
+            raise ValueError(f"n_components={self.n_components} is larger than the number "
+                             f"of data points ({n})")
+        generator = torch.Generator().manual_seed(self.seed)
+        best = None
+        with _one_thread_if_small(x, self.n_components * x.numel()):
+            for _ in range(self.n_init):
+                start = self._initial_parameters(x, weights_init, means_init, covariances_init,
+                                                 resp_init, generator)
+                run = self._em(x, *start)
+                if best is None or run[1][-1] > best[1][-1]:
+                    best = run
+        (weights, means, covs), history, converged = best
+        lower_bound = history[-1]
+        self.weights_, self.means_, self.covariances_ = weights, means, covs
+        self.precisions_cholesky_ = _precision_cholesky(covs)
+        self.converged_, self.n_iter_ = converged, len(history)
+        self.lower_bound_, self.lower_bound_history_ = lower_bound, history
+        if not converged:
+            change = history[-1] - history[-2] if len(history) > 1 else math.inf
+            warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations "
+                          f"(last change {change:.3g} >= tol={self.tol}); raise max_iter or tol",
+                          ConvergenceWarning, stacklevel=2)
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.means_ is None:
+            raise RuntimeError("this GaussianMixture has not been fitted: call fit(x) first")
+
+    def _joint(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_fitted()
+        x = _as_points(x, "x", like=self.means_)
+        return _component_log_prob(x, self.means_, self.precisions_cholesky_) + self.weights_.log()
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-density ``[n]`` (nats) of the rows of ``x`` ``[n, D]``."""
+        return torch.logsumexp(self._joint(x), dim=1)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Responsibilities :math:`p(z = j \mid x)` ``[n, K]``."""
+        return torch.softmax(self._joint(x), dim=1)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Most probable component of each row of ``x``, ``[n]`` (int64)."""
+        return self._joint(x).argmax(1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""Ancestral sampling: draw :math:`z \sim \pi`, then :math:`x \sim N(\mu_z, \Sigma_z)`."""
+        self._check_fitted()
+        n = check_int(n, "n")
+        dev = _generator_device(generator, self.means_.device)
+        z = torch.multinomial(self.weights_.to(dev), n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.means_.shape[1], generator=generator, device=dev,
+                          dtype=self.means_.dtype)
+        z, eps = z.to(self.means_.device), eps.to(self.means_.device)
+        chol = torch.linalg.cholesky(self.covariances_)
+        return self.means_[z] + (chol[z] @ eps.unsqueeze(2)).squeeze(2)
