@@ -76,6 +76,9 @@ def _forbidden_code(func: Any, label: str) -> Any:
     return code
 
 
+_UNSET = object()
+
+
 @contextlib.contextmanager
 def forbid(*targets: Any) -> Iterator[None]:
     """Make every call to ``targets`` raise :class:`ForbiddenCallError` inside the block.
@@ -85,15 +88,24 @@ def forbid(*targets: Any) -> Iterator[None]:
             class body is forbidden). The original code is restored when the block exits,
             also on error.
     """
-    swapped: list[tuple[Any, Any]] = []
+    swapped: list[tuple[Any, Any, Any]] = []
     try:
         for target in targets:
             module = getattr(target, "__module__", "?")
             label = f"{module}.{getattr(target, '__qualname__', target)}"
             for func in _functions_of(target):
-                swapped.append((func, func.__code__))
-                func.__code__ = _forbidden_code(func, label)
+                code = _forbidden_code(func, label)
+                swapped.append((func, func.__code__, func.__dict__.get("__signature__", _UNSET)))
+                # Keep the original signature visible to introspection: scikit-learn's
+                # get_params (run before fit) reads __init__'s signature, and must let the
+                # call through to its ForbiddenCallError instead of failing on (*args, **kwargs).
+                func.__signature__ = inspect.signature(func)
+                func.__code__ = code
         yield
     finally:
-        for func, code in reversed(swapped):
+        for func, code, signature in reversed(swapped):
             func.__code__ = code
+            if signature is _UNSET:
+                func.__dict__.pop("__signature__", None)
+            else:
+                func.__signature__ = signature
