@@ -11,6 +11,7 @@ so a page is re-run only when its code changes. The build needs no network.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,10 @@ def build(strict: bool = False, rebuild_all: bool = False, path_output: Path = R
         cmd += ["--warningiserror", "--nitpick", "--keep-going"]
     if rebuild_all:
         cmd.append("--all")
-    return subprocess.call(cmd, cwd=ROOT)
+    # Pages draw their figures through the notebook's inline backend: a non-interactive
+    # MPLBACKEND (as CI shells often set) would make every figure silently vanish.
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
 def main() -> None:
