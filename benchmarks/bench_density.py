@@ -5,11 +5,11 @@
 Targets (issue #2): KDE scoring time ratio dgm_lab / scikit-learn <= 1.0; Gaussian-mixture
 EM fitting ratio <= 1.5 (same initialisation, same tol / reg_covar / max_iter, so both run
 the same number of iterations). Each timing is the median of a few repeats measured with
-time.perf_counter, the contenders interleaved; both libraries work in float64 on the CPU.
+time.perf_counter, one contender after the other; both libraries work in float64 on the CPU.
 The table is printed twice: with the threads torch and numpy find by default, then with
 one thread each. On a machine shared with other busy processes the multi-threaded times
 swing widely (a parallel region waits for its slowest thread); the single-thread table is
-the stable one. dgm_lab's GaussianMixture runs small fits on one thread for that reason.
+the stable one.
 
 scikit-learn's KernelDensity is timed twice: with its defaults (a k-d tree whose pruning is
 fast but, in low-density regions, inexact: see scikit-learn issues #7492, #25799, #27186)
@@ -39,19 +39,24 @@ REPEATS_SLOW = 3  # scikit-learn's 64-D KDE takes seconds per call
 
 
 def race(fns: dict[str, object], repeats: int = REPEATS) -> dict[str, tuple[float, object]]:
-    """Median wall time (and last output) of each function, timed in interleaved rounds.
+    """Median wall time (and last output) of each function, one contender after the other.
 
-    Interleaving makes the contenders share whatever else the machine is doing, so the
-    ratio stays fair on a busy machine even when the absolute times move.
+    Each contender gets a warm-up call and then all its timed runs in a row. Interleaving the
+    contenders would be unfair to PyTorch: after a NumPy/scikit-learn call, OpenBLAS worker
+    threads keep spinning for a while, and on a 2-core machine they steal the cores from the
+    next PyTorch call (measured here: a 2-D GMM fit 0.05 s alone, 0.13 s right after
+    scikit-learn's).
     """
-    outputs = {name: fn() for name, fn in fns.items()}  # warm-up (allocations, lazy imports)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    results = {}
+    for name, fn in fns.items():
+        output = fn()  # warm-up (allocations, lazy imports)
+        times = []
+        for _ in range(repeats):
             start = time.perf_counter()
-            outputs[name] = fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(times[name]), outputs[name]) for name in fns}
+            output = fn()
+            times.append(time.perf_counter() - start)
+        results[name] = (statistics.median(times), output)
+    return results
 
 
 def brute_kde(q: np.ndarray, x: np.ndarray, h: float) -> np.ndarray:
@@ -160,7 +165,7 @@ def table(title: str) -> None:
 
 def main() -> None:
     print(f"torch {torch.__version__}, float64 on the CPU; each time is the median of "
-          f"{REPEATS} interleaved runs (scikit-learn KDE: {REPEATS_SLOW})")
+          f"{REPEATS} runs (scikit-learn KDE: {REPEATS_SLOW})")
     print("ratio = dgm_lab time / scikit-learn time (targets: KDE <= 1.0, GMM <= 1.5)")
     table(f"default threads (torch: {torch.get_num_threads()})")
     # Many tiny multi-threaded operations suffer when other processes compete for the

@@ -44,10 +44,9 @@ References:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -867,30 +866,6 @@ def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> to
     return torch.stack(centres)
 
 
-# Below this many elements in its largest tensor ([K, n, D]), EM runs on one CPU thread.
-_SMALL_EM = 2**23
-
-
-@contextlib.contextmanager
-def _one_thread_if_small(x: torch.Tensor, numel: int) -> Iterator[None]:
-    """Run the block on one CPU thread when the tensors involved are small.
-
-    EM is a long chain of small tensor operations. Splitting each of them across threads
-    saves little, and every parallel region must wait for its slowest thread: on a machine
-    busy with other processes, that wait (a scheduler time slice) can make small fits
-    tens of times slower than on one thread. The previous setting is restored on exit.
-    """
-    if x.device.type != "cpu" or numel >= _SMALL_EM or torch.get_num_threads() == 1:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class GaussianMixture(nn.Module):
     r"""Gaussian mixture with full covariances, fitted by expectation-maximisation.
 
@@ -1015,13 +990,12 @@ class GaussianMixture(nn.Module):
                              f"of data points ({n})")
         generator = torch.Generator().manual_seed(self.seed)
         best = None
-        with _one_thread_if_small(x, self.n_components * x.numel()):
-            for _ in range(self.n_init):
-                start = self._initial_parameters(x, weights_init, means_init, covariances_init,
-                                                 resp_init, generator)
-                run = self._em(x, *start)
-                if best is None or run[1][-1] > best[1][-1]:
-                    best = run
+        for _ in range(self.n_init):
+            start = self._initial_parameters(x, weights_init, means_init, covariances_init,
+                                             resp_init, generator)
+            run = self._em(x, *start)
+            if best is None or run[1][-1] > best[1][-1]:
+                best = run
         (weights, means, covs), history, converged = best
         lower_bound = history[-1]
         self.weights_, self.means_, self.covariances_ = weights, means, covs

@@ -515,16 +515,6 @@ def test_gmm_n_init_keeps_the_best_of_several_starts():
     assert several.lower_bound_ == several.lower_bound_history_[-1]
 
 
-def test_gmm_small_fit_on_one_thread_restores_the_thread_count():
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        GaussianMixture(3).fit(t(blobs(9)))       # small: runs on one thread inside
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(threads)
-
-
 def test_gmm_bad_input():
     x = torch.randn(20, 2)
     with pytest.raises(ValueError, match="larger than the number"):
