@@ -39,13 +39,13 @@ def execute(path: Path) -> float:
 
 def main() -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
-    print(f"{'notebook':<60} {'seconds':>8}  budget {BUDGET_S:.0f} s")
+    print(f"{'notebook':<68} {'seconds':>8}  budget {BUDGET_S:.0f} s")
     worst = 0.0
     for path in notebooks():
         seconds = execute(path)
         worst = max(worst, seconds)
         flag = "" if seconds <= BUDGET_S else "  OVER BUDGET"
-        print(f"{str(path.relative_to(ROOT)):<60} {seconds:8.1f}{flag}", flush=True)
+        print(f"{str(path.relative_to(ROOT)):<68} {seconds:8.1f}{flag}", flush=True)
     print(f"slowest: {worst:.1f} s")
 
 

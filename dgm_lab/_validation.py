@@ -81,3 +81,21 @@ def check_same_width(x: torch.Tensor, d: int, name: str) -> None:
     """Check that the 2-D tensor ``x`` has ``d`` columns (the width the model was fitted on)."""
     if x.shape[1] != d:
         raise ValueError(f"{name} has {x.shape[1]} features but the model was fitted on {d}")
+
+
+def check_seed(seed: object) -> int:
+    """Return ``seed`` as an int after checking it is a non-negative integer (not a bool)."""
+    if isinstance(seed, bool) or not isinstance(seed, (numbers.Integral, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    return int(seed)
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` after checking it is one of the strings in ``choices``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, one of {choices}, got {type(value).__name__}")
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; valid values are {', '.join(choices)}")
+    return value

