@@ -39,7 +39,7 @@ def test_fit_records_validation_loss_equal_to_evaluate():
     history = fit(model, mse, (x[:300], y[:300]), val_data=(x[300:], y[300:]), epochs=3,
                   device="cpu", progress=False)
     assert len(history.val_loss) == 3
-    direct = float(((model(x[300:]) - y[300:]) ** 2).mean())
+    direct = ((model(x[300:]) - y[300:]) ** 2).mean().item()
     assert history.val_loss[-1] == pytest.approx(direct, rel=1e-5)
     assert evaluate(model, mse, (x[300:], y[300:]), batch_size=7) == pytest.approx(direct, rel=1e-5)
 
