@@ -25,6 +25,7 @@ import functools
 import gzip
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,10 @@ def load_digits(split: str = "train", form: str = "float", *,
     * ``"float"``: :math:`k / 16 \in [0, 1]`.
     * ``"binary"``: :math:`\mathbb{1}[k \ge 8]` as ``0.`` / ``1.`` (for Bernoulli models).
     * ``"dequantized"``: :math:`(k + u) / 17` with :math:`u \sim U[0, 1)` drawn from
-      ``seed``; a continuous density on :math:`[0,1)^{64}` whose log-likelihood bounds the
-      discrete one (uniform dequantization, Theis et al., 2016). Every value lies in
+      ``seed``; a continuous density on :math:`[0,1)^{64}`. Its log-likelihood, after
+      adding the :math:`64 \log 17 \approx 181` nats lost to the scaling by 1/17, is a
+      lower bound on the log-probability of the integer image (uniform dequantization,
+      Theis et al., 2016). Every value lies in
       the open interval (0, 1) and flooring ``x * 17`` recovers ``k``.
 
     Arguments:
@@ -275,7 +278,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise ValueError(f"{path}: corrupt or truncated gzip file ({err})") from err
     if len(raw) < 4:
         raise ValueError(f"{path}: not an IDX file (only {len(raw)} bytes, no header)")
@@ -701,8 +704,10 @@ class Checkerboard(ToyDensity):
         # Dark squares: row j in -2..1, and in each row the 2 columns i with i + j even.
         j = square // 2 - 2
         i = 2 * (square % 2) - 2 + (j % 2)
+        # u < 1 - 2^-23 keeps i + u inside its cell after the cast to float32 (a u closer
+        # to 1 would round up onto the next, light, square, where the density is 0)
         u = torch.rand(n, 2, generator=generator, device=device, dtype=torch.float64)
-        return torch.stack([i, j], dim=1).to(torch.float64) + u
+        return torch.stack([i, j], dim=1).to(torch.float64) + u.clamp_max(1 - 2**-23)
 
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         inside = ((x >= -2) & (x < 2)).all(dim=1)

@@ -104,7 +104,7 @@ def _as_observed(observed: object, x: torch.Tensor) -> torch.Tensor:
     if observed.dtype != torch.bool:
         raise TypeError("observed must be a boolean mask (True = observed), "
                         f"got dtype {observed.dtype}")
-    if observed.dim() == 1:
+    if observed.dim() == 1 and observed.shape[0] == x.shape[1]:
         observed = observed.expand_as(x)
     if observed.shape != x.shape:
         raise ValueError(f"observed must have the shape of x {tuple(x.shape)} or [d], "
@@ -381,7 +381,8 @@ class GaussianNaiveBayes(_NaiveBayes):
     (the ML estimate under that constraint). This is the continuous naive Bayes of
     Ng & Jordan (2002): the quadratic terms cancel in the log-odds, the decision boundary
     is linear, and the model is the exact generative twin of logistic regression. It also
-    has half as many variances to estimate, which helps when classes have few examples.
+    has K times fewer variances to estimate (d instead of K d), which helps when classes
+    have few examples.
 
     Arguments:
         var_smoothing: the fraction of the largest feature variance added to every variance

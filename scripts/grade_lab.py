@@ -29,13 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def nbgrader(*args: str) -> None:
+def nbgrader(*args: str) -> int:
+    """Run one nbgrader command from the course root; returns its exit code."""
     cmd = [sys.executable, "-m", "nbgrader", *args]
     print("$ nbgrader " + " ".join(args), flush=True)
     code = subprocess.run(cmd, cwd=ROOT).returncode
     if code != 0:
         # autograde goes on past a failing submission and exits 1 at the end: say so, go on.
         print(f"nbgrader {args[0]} exited with {code}; see the log above", file=sys.stderr)
+    return code
 
 
 def print_scores(lab: str, student: str | None) -> None:
@@ -65,13 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     extra = [f"--student={args.student}"] if args.student else []
     extra += ["--force"] if args.force else []
     with tempfile.TemporaryDirectory(prefix="dgm-register-") as scratch:
-        nbgrader("generate_assignment", args.lab, "--force",
-                 f"--CourseDirectory.release_directory={scratch}")
+        codes = [nbgrader("generate_assignment", args.lab, "--force",
+                          f"--CourseDirectory.release_directory={scratch}")]
     timeout = [f"--Execute.timeout={args.timeout}"] if args.timeout else []
-    nbgrader("autograde", args.lab, *extra, *timeout)
-    nbgrader("generate_feedback", args.lab, *extra)
+    codes.append(nbgrader("autograde", args.lab, *extra, *timeout))
+    codes.append(nbgrader("generate_feedback", args.lab, *extra))
     print_scores(args.lab, args.student)
-    return 0
+    # every step runs whatever happened before, but a failure anywhere is reported
+    return max(codes)
 
 
 if __name__ == "__main__":

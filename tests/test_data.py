@@ -249,6 +249,9 @@ def test_read_idx_corrupt_files(tmp_path):
         "tiny": (b"\x00\x00", "no header"),
         "zerodim": (b"\x00\x00\x08\x00", "0 dimensions"),
         "badgz": (gzip.compress(raw)[:-12], "corrupt or truncated gzip"),
+        # first deflate byte after the 10-byte gzip header: final block of reserved type 3
+        "baddeflate": (gzip.compress(raw)[:10] + b"\x07" + gzip.compress(raw)[11:],
+                       "corrupt or truncated gzip"),
     }
     for name, (content, message) in cases.items():
         path = tmp_path / name
@@ -574,3 +577,16 @@ def test_toy_density_cuda(name):
     lp = d.log_prob(x)
     assert lp.device.type == "cuda"
     torch.testing.assert_close(lp.cpu(), d.log_prob(x.cpu()), rtol=1e-5, atol=1e-5)
+
+
+def test_checkerboard_samples_stay_on_dark_squares_after_float32_rounding(monkeypatch):
+    # a uniform draw just below 1 would round up onto the next (light) square in float32
+    real_rand = torch.rand
+
+    def rand_near_one(*args, **kwargs):
+        return torch.full_like(real_rand(*args, **kwargs), 1 - 1e-12)
+
+    monkeypatch.setattr(torch, "rand", rand_near_one)
+    density = toy_density("checkerboard")
+    x = density.sample(64, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(density.log_prob(x)).all()

@@ -361,6 +361,28 @@ def test_knn_density_matches_the_formula_with_sklearn_neighbours(d):
                                rtol=1e-9)
 
 
+def test_knn_in_float32_far_from_the_origin_matches_sklearn():
+    # the expanded square ||x||^2 - 2 x.y + ||y||^2 loses every small distance in float32
+    # unless the points are centred first
+    data = (rng(30).normal(size=(2000, 2)) * 0.1 + 1000.0).astype(np.float32)
+    q = (data[:200] + rng(31).normal(size=(200, 2)) * 0.01).astype(np.float32)
+    # the oracle works in float64 on the same (float32-representable) points
+    dist, _ = NearestNeighbors(n_neighbors=5).fit(data.astype(float)).kneighbors(q.astype(float))
+    ref = math.log(5 / 2000) - math.log(math.pi) - 2 * np.log(dist[:, -1])
+    got = knn_log_density(torch.from_numpy(q), torch.from_numpy(data), 5)
+    np.testing.assert_allclose(got.double().numpy(), ref, atol=1e-3)
+
+
+def test_gmm_kmeans_seeding_in_float32_far_from_the_origin():
+    # three well-separated blobs around (3000, 3000): the fitted means land on the blobs
+    centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]]) + 3000.0
+    x = np.concatenate([c + 0.3 * rng(40 + i).normal(size=(300, 2))
+                        for i, c in enumerate(centres)])
+    gmm = GaussianMixture(3, seed=0).fit(torch.from_numpy(x).float())
+    found = gmm.means_.double().numpy()
+    assert np.abs(found[:, None] - centres[None]).max(-1).min(0).max() < 0.1
+
+
 def test_knn_density_of_uniform_data_is_close_to_one():
     data = torch.rand(20_000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     q = 0.25 + 0.5 * torch.rand(200, 2, generator=torch.Generator().manual_seed(1),
@@ -577,3 +599,12 @@ def test_kde_knn_and_gmm_on_cuda():
     assert on_gpu.sample(10).device.type == "cuda"
     gen = torch.Generator(device=cuda).manual_seed(0)
     assert on_gpu.sample(10, generator=gen).device.type == "cuda"
+
+
+def test_extreme_bin_widths_and_bandwidths_get_clear_errors():
+    with pytest.raises(ValueError, match="cell indices would overflow"):
+        Histogram(1e-300).fit(torch.tensor([0.0, 1.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="origin must be finite"):
+        Histogram(1.0, origin=math.inf)
+    with pytest.raises(ValueError, match="h\\^2 underflows"):
+        kde_log_prob(torch.zeros(2, 1), torch.zeros(3, 1), 1e-200)

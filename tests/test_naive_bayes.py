@@ -519,6 +519,8 @@ def test_bad_sample_and_mask_arguments(fitted):
         gauss.impute(x, [True] * 4)
     with pytest.raises(ValueError, match=r"observed must have the shape of x \(5, 4\)"):
         bern.impute(x, torch.ones(5, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"observed must have the shape of x \(5, 4\) or \[d\]"):
+        bern.impute(x, torch.ones(3, dtype=torch.bool))
     # non-binary values are allowed only where the feature is missing
     x[:, 0] = 0.5
     mask = torch.tensor([False, True, True, True])
