@@ -99,3 +99,16 @@ def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; valid values are {', '.join(choices)}")
     return value
+
+
+def generator_device(generator: object, fallback: torch.device) -> torch.device:
+    """The device random draws should be made on: the ``generator``'s, else ``fallback``.
+
+    Checks that ``generator`` is a ``torch.Generator`` or ``None``.
+    """
+    if generator is None:
+        return fallback
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, "
+                        f"got {type(generator).__name__}")
+    return generator.device

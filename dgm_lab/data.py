@@ -31,7 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dgm_lab._validation import as_float_tensor, check_choice, check_int, check_seed
+from dgm_lab._validation import (
+    as_float_tensor,
+    check_choice,
+    check_int,
+    check_seed,
+    generator_device,
+)
 
 # ---------------------------------------------------------------------------------------
 # 8x8 digits
@@ -468,10 +474,7 @@ class ToyDensity:
             float32 tensor ``[n, 2]`` on the generator's device (CPU by default).
         """
         n = check_int(n, "n", minimum=1)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, "
-                            f"got {type(generator).__name__}")
-        device = generator.device if generator is not None else torch.device("cpu")
+        device = generator_device(generator, torch.device("cpu"))
         return self._sample(n, generator, device).to(torch.float32)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

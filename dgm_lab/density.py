@@ -53,7 +53,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from dgm_lab._validation import as_float_tensor, check_int, check_positive, check_same_width
+from dgm_lab._validation import (
+    as_float_tensor,
+    check_int,
+    check_positive,
+    check_same_width,
+    check_seed,
+    generator_device,
+)
 
 __all__ = [
     "ConvergenceWarning",
@@ -135,10 +142,6 @@ def _centred(x: torch.Tensor, data: torch.Tensor) -> tuple[torch.Tensor, torch.T
     """``x`` and ``data`` translated by the mean of ``data``: distances unchanged, norms small."""
     shift = data.mean(0)
     return x - shift, data - shift
-
-
-def _generator_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
-    return fallback if generator is None else generator.device
 
 
 # --------------------------------------------------------------------------------------
@@ -258,7 +261,7 @@ class Gaussian(nn.Module):
         standard normal."""
         self._check_fitted()
         n = check_int(n, "n")
-        dev = _generator_device(generator, self.mean.device)
+        dev = generator_device(generator, self.mean.device)
         eps = torch.randn(n, self.mean.shape[0], generator=generator, device=dev,
                           dtype=self.mean.dtype).to(self.mean.device)
         return self.mean + eps @ self.scale_tril.T
@@ -372,7 +375,7 @@ class Histogram(nn.Module):
         """Draw ``n`` points ``[n, D]``: a cell with probability count/m, then uniform in it."""
         self._check_fitted()
         n = check_int(n, "n")
-        dev = _generator_device(generator, self.counts.device)
+        dev = generator_device(generator, self.counts.device)
         flat = torch.multinomial(self.counts.reshape(-1).to(dev), n, replacement=True,
                                  generator=generator)
         offsets = torch.stack(torch.unravel_index(flat, tuple(self.counts.shape)), 1)
@@ -655,7 +658,7 @@ class KernelDensity(nn.Module):
         """Draw ``n`` points ``[n, D]``: a random training point plus kernel noise."""
         self._check_fitted()
         n = check_int(n, "n")
-        dev = _generator_device(generator, self.data.device)
+        dev = generator_device(generator, self.data.device)
         idx = torch.randint(len(self.data), (n,), generator=generator, device=dev)
         shape = (n, self.data.shape[1])
         if self.kernel == "gaussian":
@@ -932,7 +935,7 @@ class GaussianMixture(nn.Module):
         self.max_iter = check_int(max_iter, "max_iter")
         self.tol = check_positive(tol, "tol")
         self.reg_covar = 0.0 if reg_covar == 0 else check_positive(reg_covar, "reg_covar")
-        self.seed = check_int(seed, "seed", minimum=0)
+        self.seed = check_seed(seed)
         for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
             self.register_buffer(name, None)
         self.converged_ = False
@@ -1061,7 +1064,7 @@ class GaussianMixture(nn.Module):
         r"""Ancestral sampling: draw :math:`z \sim \pi`, then :math:`x \sim N(\mu_z, \Sigma_z)`."""
         self._check_fitted()
         n = check_int(n, "n")
-        dev = _generator_device(generator, self.means_.device)
+        dev = generator_device(generator, self.means_.device)
         z = torch.multinomial(self.weights_.to(dev), n, replacement=True, generator=generator)
         eps = torch.randn(n, self.means_.shape[1], generator=generator, device=dev,
                           dtype=self.means_.dtype)

@@ -51,6 +51,8 @@ from dgm_lab._validation import (
     check_int,
     check_positive,
     check_same_width,
+    check_seed,
+    generator_device,
 )
 
 __all__ = [
@@ -301,7 +303,7 @@ class _NaiveBayes(nn.Module):
         self._require_fitted()
         n = check_int(n, "n")
         dev = self.class_log_prior.device
-        gdev = generator.device if generator is not None else dev
+        gdev = generator_device(generator, dev)
         if y is None:
             probs = self.class_log_prior.exp().to(gdev)
             labels = torch.multinomial(probs, n, replacement=True, generator=generator)
@@ -339,7 +341,7 @@ class _NaiveBayes(nn.Module):
         mask = _as_observed(observed, x)
         post = self.predict_log_proba(x, mask).exp()  # [n, K]
         if sample:
-            gdev = generator.device if generator is not None else x.device
+            gdev = generator_device(generator, x.device)
             k = torch.multinomial(post.to(gdev), 1, generator=generator)[:, 0].to(x.device)
             fill = self._sample_features(k, generator)
         else:
@@ -444,7 +446,7 @@ class GaussianNaiveBayes(_NaiveBayes):
         return -0.5 * (torch.log(2 * math.pi * var) + (x - self.means[k]).square() / var)
 
     def _sample_features(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        gdev = generator.device if generator is not None else y.device
+        gdev = generator_device(generator, y.device)
         shape = (len(y), self.n_features)
         eps = torch.randn(shape, generator=generator, device=gdev, dtype=self.means.dtype)
         return self.means[y] + self.variances[y].sqrt() * eps.to(y.device)
@@ -511,7 +513,7 @@ class BernoulliNaiveBayes(_NaiveBayes):
         return x * torch.log(theta) + (1 - x) * torch.log1p(-theta)
 
     def _sample_features(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        gdev = generator.device if generator is not None else y.device
+        gdev = generator_device(generator, y.device)
         u = torch.rand((len(y), self.n_features), generator=generator, device=gdev,
                        dtype=self.probs.dtype)
         return (u.to(y.device) < self.probs[y]).to(self.probs.dtype)
@@ -574,7 +576,7 @@ def make_conditionally_independent_gaussians(
     n = check_int(n, "n")
     d = check_int(d, "d")
     class_sep = check_positive(class_sep, "class_sep")
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_seed(seed)
     problem_seed = check_int(problem_seed, "problem_seed", minimum=0)
     half = _class_mean_offset(d, class_sep, problem_seed)
     g = torch.Generator().manual_seed(seed)
@@ -678,7 +680,7 @@ def learning_curve(make_model: Callable[[], Any], x_train: torch.Tensor, y_train
     y_train = _as_labels(y_train, len(x_train), x_train.device, "y_train")
     y_test = _as_labels(y_test, len(x_test), x_test.device, "y_test")
     repeats = check_int(repeats, "repeats")
-    seed = check_int(seed, "seed", minimum=0)
+    seed = check_seed(seed)
     y_np = _to_numpy(y_train)
     n_classes = int(y_np.max()) + 1
     if len(np.unique(y_np)) != n_classes:

@@ -7,9 +7,12 @@ import torch
 from dgm_lab._validation import (
     as_float_tensor,
     check_binary,
+    check_choice,
     check_int,
     check_positive,
     check_same_width,
+    check_seed,
+    generator_device,
 )
 
 
@@ -54,3 +57,21 @@ def test_binary_and_width_checks():
         check_binary(torch.tensor([0.0, 0.5]), "x")
     with pytest.raises(ValueError, match="x has 3 features but the model was fitted on 2"):
         check_same_width(torch.ones(4, 3), 2, "x")
+
+
+def test_seed_choice_and_generator_checks():
+    assert check_seed(np.int64(7)) == 7
+    with pytest.raises(TypeError, match="seed must be an int"):
+        check_seed(True)
+    with pytest.raises(ValueError, match="seed must be non-negative"):
+        check_seed(-3)
+    assert check_choice("val", "split", ("train", "val")) == "val"
+    with pytest.raises(ValueError, match="unknown split 'dev'; valid values are train, val"):
+        check_choice("dev", "split", ("train", "val"))
+    with pytest.raises(TypeError, match="split must be a string"):
+        check_choice(1, "split", ("train", "val"))
+    cpu = torch.device("cpu")
+    assert generator_device(None, cpu) == cpu
+    assert generator_device(torch.Generator(), torch.device("meta")) == cpu
+    with pytest.raises(TypeError, match="generator must be a torch.Generator or None, got int"):
+        generator_device(0, cpu)
