@@ -440,7 +440,6 @@ def _exp_limits(dtype: torch.dtype) -> tuple[float, float]:
 def _logsumexp_rows(a: torch.Tensor) -> torch.Tensor:
     """``log(sum_j exp(a[i, j]))`` per row, stabilised by the row maximum (in place)."""
     top = a.amax(1, keepdim=True)
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # rows of -inf stay -inf
     shifted = a.sub_(top).clamp_min_(_exp_limits(a.dtype)[0])
     return shifted.exp_().sum(1).log_().add_(top.squeeze(1))
 
@@ -949,33 +948,32 @@ class GaussianMixture(nn.Module):
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n, d = x.shape
         k = self.n_components
+        given_means = None
+        if means_init is not None:
+            given_means = as_float_tensor(means_init, "means_init", ndim=2, dtype=x.dtype,
+                                          device=x.device)
+            if given_means.shape != (k, d):
+                raise ValueError(f"means_init must have shape [{k}, {d}], "
+                                 f"got {tuple(given_means.shape)}")
         if resp_init is not None:
             resp = as_float_tensor(resp_init, "resp_init", ndim=2, dtype=x.dtype, device=x.device)
             if resp.shape != (n, k):
                 raise ValueError(f"resp_init must have shape [{n}, {k}], got {tuple(resp.shape)}")
             weights, means, covs = m_step(x, resp, self.reg_covar)
         else:
-            if means_init is not None:
-                centres = as_float_tensor(means_init, "means_init", ndim=2, dtype=x.dtype,
-                                          device=x.device)
-                if centres.shape != (k, d):
-                    raise ValueError(f"means_init must have shape [{k}, {d}], "
-                                     f"got {tuple(centres.shape)}")
-            else:
-                centres = _kmeans_plus_plus(x, k, generator)
+            centres = given_means if given_means is not None else _kmeans_plus_plus(x, k, generator)
             # one hard assignment to the nearest centre gives every component a
             # sensible starting covariance and weight
             points, centred = _centred(x, centres)
             nearest = _sq_dist(points, centred, centred.square().sum(1)).argmin(1)
             resp = torch.nn.functional.one_hot(nearest, k).to(x.dtype)
-            weights, means, covs = _m_step(x, resp, self.reg_covar)
+            weights, _, covs = _m_step(x, resp, self.reg_covar)
             means = centres
+        if given_means is not None:
+            means = given_means
         if weights_init is not None:
             weights = as_float_tensor(weights_init, "weights_init", ndim=1, dtype=x.dtype,
                                       device=x.device)
-        if means_init is not None:
-            means = as_float_tensor(means_init, "means_init", ndim=2, dtype=x.dtype,
-                                    device=x.device)
         if covariances_init is not None:
             covs = as_float_tensor(covariances_init, "covariances_init", ndim=3, dtype=x.dtype,
                                    device=x.device)
