@@ -60,6 +60,16 @@ def check_positive(value: object, name: str) -> float:
     return v
 
 
+def check_non_negative(value: object, name: str) -> float:
+    """Return ``value`` as a float after checking it is a finite number >= 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number >= 0, got {type(value).__name__}")
+    v = float(value)
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return v
+
+
 def check_int(value: object, name: str, *, minimum: int = 1) -> int:
     """Return ``value`` as an int after checking it is an integer ≥ ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):

@@ -56,6 +56,7 @@ from torch import nn
 from dgm_lab._validation import (
     as_float_tensor,
     check_int,
+    check_non_negative,
     check_positive,
     check_same_width,
     check_seed,
@@ -236,8 +237,7 @@ class Gaussian(nn.Module):
         x = _as_points(x, "x")
         if len(x) < 2:
             raise ValueError("x needs at least 2 points to estimate a covariance")
-        if reg_covar != 0.0:
-            reg_covar = check_positive(reg_covar, "reg_covar")
+        reg_covar = check_non_negative(reg_covar, "reg_covar")
         mean, cov = fit_gaussian(x)
         cov = cov + reg_covar * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
         self._set(mean, cov)
@@ -850,9 +850,7 @@ def m_step(x: torch.Tensor, resp: torch.Tensor, reg_covar: float = 1e-6
                                               atol=1e-4):
         raise ValueError("resp must be non-negative with rows summing to 1 "
                          "(pass probabilities, not log-responsibilities)")
-    if reg_covar != 0:
-        reg_covar = check_positive(reg_covar, "reg_covar")
-    return _m_step(x, resp, float(reg_covar))
+    return _m_step(x, resp, check_non_negative(reg_covar, "reg_covar"))
 
 
 def _m_step(x: torch.Tensor, resp: torch.Tensor,
@@ -933,7 +931,7 @@ class GaussianMixture(nn.Module):
         self.n_init = check_int(n_init, "n_init")
         self.max_iter = check_int(max_iter, "max_iter")
         self.tol = check_positive(tol, "tol")
-        self.reg_covar = 0.0 if reg_covar == 0 else check_positive(reg_covar, "reg_covar")
+        self.reg_covar = check_non_negative(reg_covar, "reg_covar")
         self.seed = check_seed(seed)
         for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
             self.register_buffer(name, None)

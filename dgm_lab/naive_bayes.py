@@ -49,6 +49,7 @@ from dgm_lab._validation import (
     as_float_tensor,
     check_binary,
     check_int,
+    check_non_negative,
     check_positive,
     check_same_width,
     check_seed,
@@ -413,12 +414,7 @@ class GaussianNaiveBayes(_NaiveBayes):
 
     def __init__(self, var_smoothing: float = 1e-9, shared_variance: bool = False) -> None:
         super().__init__()
-        if isinstance(var_smoothing, bool) or not isinstance(var_smoothing, (int, float)):
-            raise TypeError("var_smoothing must be a number >= 0, "
-                            f"got {type(var_smoothing).__name__}")
-        if not math.isfinite(var_smoothing) or var_smoothing < 0:
-            raise ValueError(f"var_smoothing must be a finite number >= 0, got {var_smoothing}")
-        self.var_smoothing = float(var_smoothing)
+        self.var_smoothing = check_non_negative(var_smoothing, "var_smoothing")
         if not isinstance(shared_variance, bool):
             raise TypeError(f"shared_variance must be True or False, got {shared_variance!r}")
         self.shared_variance = shared_variance

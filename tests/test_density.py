@@ -343,6 +343,15 @@ def test_rule_of_thumb_matches_scipy_in_1d(rule):
         rule_of_thumb_bandwidth(torch.ones(10, 2), rule)
 
 
+@pytest.mark.parametrize("rule", ["scott", "silverman"])
+@pytest.mark.parametrize("d", [2, 5])
+def test_rule_of_thumb_matches_scipy_in_d_dimensions(rule, d):
+    # on whitened data (covariance exactly I) scipy's kernel covariance is factor^2 I
+    x = whiten(rng(18).normal(size=(400, d)))
+    expected = scipy.stats.gaussian_kde(x.T, bw_method=rule).factor
+    assert rule_of_thumb_bandwidth(t(x), rule) == pytest.approx(expected, rel=1e-10)
+
+
 # --------------------------------------------------------------------------------------
 # k nearest neighbours
 # --------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dgm_lab._validation import (
     check_binary,
     check_choice,
     check_int,
+    check_non_negative,
     check_positive,
     check_same_width,
     check_seed,
@@ -45,6 +46,12 @@ def test_scalar_checks():
             check_positive(bad, "h")
     with pytest.raises(TypeError, match="h must be a positive number"):
         check_positive("1", "h")
+    assert check_non_negative(0, "reg") == 0.0
+    assert check_non_negative(np.float32(0.5), "reg") == 0.5
+    with pytest.raises(ValueError, match="reg must be a finite number >= 0"):
+        check_non_negative(-1e-9, "reg")
+    with pytest.raises(TypeError, match="reg must be a number >= 0"):
+        check_non_negative(False, "reg")
     with pytest.raises(TypeError, match="k must be an integer"):
         check_int(2.0, "k")
     with pytest.raises(ValueError, match="k must be >= 1"):
