@@ -150,15 +150,19 @@ def answer_is_function_body(answer: dict) -> bool:
             and any(line.lstrip().startswith("def ") for line in lines[:begin]))
 
 
-def forbidden_targets(test_source: str) -> list[str]:
-    """Source text of the first argument of every ``forbid(...)`` call in the hidden tests."""
+def hidden_tree(test_source: str) -> ast.Module:
+    """The parsed hidden tests of a test cell (an empty module if they do not parse)."""
     hidden, _ = region(test_source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
     try:
-        tree = ast.parse("\n".join(hidden))
+        return ast.parse("\n".join(hidden))
     except SyntaxError:
-        return []
+        return ast.Module(body=[], type_ignores=[])
+
+
+def forbidden_targets(test_source: str) -> list[str]:
+    """Source text of the first argument of every ``forbid(...)`` call in the hidden tests."""
     found = []
-    for node in ast.walk(tree):
+    for node in ast.walk(hidden_tree(test_source)):
         if isinstance(node, ast.Call) and node.args:
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(
                 node.func, "id", "")
@@ -169,12 +173,8 @@ def forbidden_targets(test_source: str) -> list[str]:
 
 def hidden_imports(test_source: str) -> list[str]:
     """The import statements of the hidden tests (they name the references)."""
-    hidden, _ = region(test_source, "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
-    try:
-        tree = ast.parse("\n".join(hidden))
-    except SyntaxError:
-        return []
-    return [ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    return [ast.unparse(n) for n in hidden_tree(test_source).body
+            if isinstance(n, ast.Import | ast.ImportFrom)]
 
 
 def cheat_body(reference_expr: str, imports: list[str]) -> str:
