@@ -2,7 +2,7 @@
 
     python benchmarks/bench_notebooks.py
 
-Budget (DESIGN.md): each page and each lab executes in <= 60 s on a 2-core CPU with no GPU.
+Budget (docs/design.md): each page and each lab executes in <= 60 s on a 2-core CPU with no GPU.
 Pages are MyST Markdown notebooks (read with jupytext); labs are the nbgrader sources in
 solutions/. Each runs in a fresh kernel, as the book build and the grader do; the time
 includes the kernel start.
