@@ -66,7 +66,7 @@ def test_random_hidden_degrees_never_make_dead_units():
     g = torch.Generator().manual_seed(0)
     for _ in range(50):
         degrees = made_degrees(5, [8, 8], generator=g)
-        for earlier, layer in zip(degrees[:-1], degrees[1:]):
+        for earlier, layer in zip(degrees[:-1], degrees[1:], strict=True):
             assert layer.min() >= earlier.min() and layer.max() <= 4
 
 

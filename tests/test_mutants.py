@@ -8,11 +8,14 @@ its tests exist, and that every module of ``dgm_lab`` has mutants.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("mutation_test", ROOT / "scripts" / "mutation_test.py")
+_spec = importlib.util.spec_from_file_location("mutation_test",
+                                               ROOT / "scripts" / "mutation_test.py")
 mutation_test = importlib.util.module_from_spec(_spec)
+sys.modules["mutation_test"] = mutation_test  # its dataclass looks its module up
 _spec.loader.exec_module(mutation_test)
 
 
@@ -35,4 +38,5 @@ def test_problems_flags_a_find_that_no_longer_matches(tmp_path):
     (tmp_path / "m.py").write_text("x = 1\nx = 1\n")
     m = mutation_test.Mutant("twice", "m.py", "x = 1", "x = 2", ("m.py",), "t.toml")
     gone = mutation_test.Mutant("gone", "m.py", "y = 1", "y = 2", ("m.py",), "t.toml")
-    assert [p.split(":")[0] for p in mutation_test.problems([m, gone], tmp_path)] == ["twice", "gone"]
+    found = mutation_test.problems([m, gone], tmp_path)
+    assert [p.split(":")[0] for p in found] == ["twice", "gone"]
