@@ -1,21 +1,15 @@
 """The one training loop of the course: :func:`fit`.
 
-Every model of :mod:`dgm_lab` trained by gradient descent goes through :func:`fit`. A model
-says what it learns through a *loss*, a plain function ``loss(model, batch)`` that returns a
-scalar tensor (for a density model, the mean negative log-likelihood
-``-model.log_prob(x).mean()``) or a dict ``{"loss": ..., "kl": ..., ...}`` whose other entries
-are logged. The loop is built from PyTorch's own pieces, so it reads like the loop you would
-write by hand:
-
-* ``torch.utils.data.DataLoader`` batches and shuffles the data;
-* each batch runs one or several :class:`Update` s, each a loss and its own optimiser: one for
-  maximum likelihood, a VAE or a diffusion model; two for a GAN (discriminator and generator),
-  with ``every=k`` to take k critic steps per generator step;
-* ``torch.optim.lr_scheduler`` schedules and gradient-norm clipping;
-* ``torch.optim.swa_utils.AveragedModel`` keeps an exponential moving average of the weights;
-* early stopping on a validation loss, with the best weights restored;
-* ``torch.autocast`` and ``torch.amp.GradScaler`` for mixed precision on CUDA;
-* a tqdm progress bar and a :class:`History` that plots itself.
+Every model of :mod:`dgm_lab` trained by gradient descent goes through :func:`fit`. A model says
+what it learns through a *loss*, a plain function ``loss(model, batch)`` returning a scalar
+tensor (for a density model, the mean negative log-likelihood ``-model.log_prob(x).mean()``)
+or a dict ``{"loss": ..., "kl": ...}`` whose other entries are logged. The loop is made of
+PyTorch's own pieces, so it reads like one written by hand: a ``DataLoader``; one
+:class:`Update` (loss + optimiser) per batch, or several with ``every=k`` for a GAN's k critic
+steps per generator step; ``torch.optim.lr_scheduler``; gradient clipping;
+``AveragedModel`` for an exponential moving average of the weights; early stopping that
+restores the best weights; ``torch.autocast`` and ``GradScaler`` for mixed precision on CUDA;
+a tqdm bar and a :class:`History` that plots itself.
 """
 
 from __future__ import annotations
@@ -44,6 +38,11 @@ Loss = Callable[..., Any]  # (model, batch[, state]) -> scalar tensor | {"loss":
 Data = torch.Tensor | Sequence[torch.Tensor] | Dataset | DataLoader
 
 
+def _must_be(value: object, types: type | tuple[type, ...], name: str, what: str) -> None:
+    if not isinstance(value, types):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__}")
+
+
 @dataclass(frozen=True)
 class TrainState:
     """Where training stands; a loss with a third argument receives it (e.g. KL warm-up).
@@ -63,6 +62,8 @@ class TrainState:
 
 def _takes_state(loss: Loss) -> bool:
     """Whether ``loss`` accepts ``(model, batch, state)``; it must accept ``(model, batch)``."""
+    if not callable(loss):
+        raise TypeError(f"loss must be a function, got {type(loss).__name__}")
     try:
         sig = inspect.signature(loss)
     except (TypeError, ValueError):  # a builtin without a signature: assume two arguments
@@ -114,26 +115,19 @@ class Update:
     takes_state: bool = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not callable(self.loss):
-            raise TypeError(f"loss must be a function, got {type(self.loss).__name__}")
         self.takes_state = _takes_state(self.loss)
-        if not isinstance(self.optimizer, torch.optim.Optimizer):
-            raise TypeError(f"optimizer must be a torch.optim.Optimizer, "
-                            f"got {type(self.optimizer).__name__}")
+        _must_be(self.optimizer, torch.optim.Optimizer, "optimizer", "a torch.optim.Optimizer")
         self.every = check_int(self.every, "every")
         if self.clip_grad_norm is not None:
             self.clip_grad_norm = check_positive(self.clip_grad_norm, "clip_grad_norm")
         if self.scheduler is not None:
-            if not isinstance(self.scheduler, LRScheduler):
-                raise TypeError(f"scheduler must be a torch.optim.lr_scheduler scheduler, "
-                                f"got {type(self.scheduler).__name__}")
+            _must_be(self.scheduler, LRScheduler, "scheduler", "a torch.optim.lr_scheduler")
             if self.scheduler.optimizer is not self.optimizer:
                 raise ValueError("scheduler was built for another optimizer than this update's")
         check_choice(self.scheduler_interval, "scheduler_interval", ("epoch", "step"))
         if self.after_step is not None and not callable(self.after_step):
             raise TypeError("after_step must be a function of the model, or None")
-        if not isinstance(self.name, str):
-            raise TypeError(f"name must be a string, got {type(self.name).__name__}")
+        _must_be(self.name, str, "name", "a string")
 
 
 @dataclass
@@ -166,10 +160,6 @@ class History:
     @property
     def val_loss(self) -> list[float]:
         return self.epoch.get("val_loss", [])
-
-    @property
-    def step_loss(self) -> list[float]:
-        return self.step.get("loss", [])
 
     def plot(self, keys: Sequence[str] | None = None, **kwargs: Any) -> Any:
         """Plot per-epoch figures (default: every one whose name ends in ``loss``).
@@ -227,23 +217,14 @@ def _to(batch: Any, dev: torch.device) -> Any:
     return batch
 
 
-def _first_tensor(batch: Any) -> torch.Tensor | None:
-    if isinstance(batch, torch.Tensor):
-        return batch
-    items = batch.values() if isinstance(batch, Mapping) else batch
-    for item in items if isinstance(batch, (Mapping, list, tuple)) else ():
-        if (found := _first_tensor(item)) is not None:
-            return found
-    return None
-
-
 def _prepare(batch: Any, dev: torch.device) -> tuple[Any, int]:
     """The batch on ``dev`` (a one-tensor list becomes the tensor) and its number of examples."""
     batch = _to(batch, dev)
     if isinstance(batch, (list, tuple)) and len(batch) == 1:
         batch = batch[0]
-    first = _first_tensor(batch)
-    if first is None or first.dim() == 0:
+    first = (next(iter(batch.values()), None) if isinstance(batch, Mapping) else
+             batch[0] if isinstance(batch, (list, tuple)) and batch else batch)
+    if not isinstance(first, torch.Tensor) or first.dim() == 0:
         raise TypeError(f"a batch must hold tensors with one row per example, got {batch!r:.80}")
     return batch, len(first)
 
@@ -271,6 +252,19 @@ def _figures(out: Any, who: str) -> tuple[torch.Tensor, dict[str, float]]:
     return out, figures
 
 
+class _Means(dict):
+    """Running means of named figures, each batch weighted by its number of examples (an
+    unweighted mean of batch means would over-weigh a short last batch)."""
+
+    def add(self, figures: Mapping[str, float], n: int) -> None:
+        for key, value in figures.items():
+            total, count = self.get(key, (0.0, 0))
+            self[key] = (total + value * n, count + n)
+
+    def means(self) -> dict[str, float]:
+        return {key: total / count for key, (total, count) in self.items()}
+
+
 def _model_device(model: nn.Module) -> torch.device:
     first = next(iter([*model.parameters(), *model.buffers()]), None)
     return first.device if first is not None else torch.device("cpu")
@@ -282,19 +276,15 @@ def _evaluate(model: nn.Module, loss: Loss, loader: DataLoader,
     dev, was_training = _model_device(model), model.training
     takes_state = _takes_state(loss)
     model.eval()
-    sums: dict[str, float] = {}
-    count = 0
+    means = _Means()
     for raw in loader:
         batch, n = _prepare(raw, dev)
-        _, figures = _figures(loss(model, batch, state) if takes_state else loss(model, batch),
-                              "loss")
-        for key, value in figures.items():
-            sums[key] = sums.get(key, 0.0) + value * n  # weighted by the number of examples
-        count += n
+        out = loss(model, batch, state) if takes_state else loss(model, batch)
+        means.add(_figures(out, "loss")[1], n)
     model.train(was_training)
-    if count == 0:
+    if not means:
         raise ValueError("data is empty: there is nothing to evaluate on")
-    return {key: total / count for key, total in sums.items()}
+    return means.means()
 
 
 def evaluate(model: nn.Module, loss: Loss, data: Data, *, batch_size: int = 512,
@@ -314,10 +304,7 @@ def evaluate(model: nn.Module, loss: Loss, data: Data, *, batch_size: int = 512,
     Example:
         >>> evaluate(model, lambda m, x: -m.log_prob(x).mean(), x_test)  # test NLL, nats
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss):
-        raise TypeError(f"loss must be a function, got {type(loss).__name__}")
+    _must_be(model, nn.Module, "model", "a torch.nn.Module")
     batch_size = check_int(batch_size, "batch_size")
     loader = _loader(data, "data", batch_size, shuffle=False, generator=None)
     figures = _evaluate(model, loss, loader, state or TrainState())
@@ -327,8 +314,7 @@ def evaluate(model: nn.Module, loss: Loss, data: Data, *, batch_size: int = 512,
 def _check_device(device: object) -> torch.device:
     if device is None:
         return default_device()
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}")
+    _must_be(device, (str, torch.device), "device", "a string or torch.device")
     try:
         torch.device(device)
     except RuntimeError:
@@ -345,7 +331,7 @@ def _updates(model: nn.Module, loss: Loss | Update | Sequence[Update], lr: float
         updates = [loss] if isinstance(loss, Update) else list(loss)
         if not updates or not all(isinstance(u, Update) for u in updates):
             raise TypeError("loss must be a function, an Update or a non-empty list of Updates")
-        if (lr, optimizer, scheduler, clip_grad_norm) != (None,) * 4:
+        if any(a is not None for a in (lr, optimizer, scheduler, clip_grad_norm)):
             raise ValueError("with Update objects, give lr, optimizer, scheduler and "
                              "clip_grad_norm to each Update, not to fit")
         names = [u.name for u in updates]
@@ -379,6 +365,36 @@ def _step_scheduler(scheduler: LRScheduler, metric: float) -> None:
         scheduler.step()
 
 
+def _step(u: Update, scaler: torch.amp.GradScaler, model: nn.Module, batch: Any,
+          state: TrainState, autocast: contextlib.AbstractContextManager) -> dict[str, float]:
+    """One optimiser step of ``u`` on ``batch``; returns the figures of its loss and the lr."""
+    who = f"the loss of update {u.name!r}" if u.name else "loss"
+    u.optimizer.zero_grad(set_to_none=True)
+    with autocast:
+        out = u.loss(model, batch, state) if u.takes_state else u.loss(model, batch)
+    loss, figures = _figures(out, who)
+    if not math.isfinite(figures["loss"]):
+        raise FloatingPointError(f"{who} is {figures['loss']} at epoch {state.epoch}, step "
+                                 f"{state.step}: lower the learning rate, clip the gradients "
+                                 "or check the data for NaNs")
+    if not loss.requires_grad:
+        raise ValueError(f"{who} does not depend on any trainable parameter "
+                         "(computed under torch.no_grad() or from detached values?)")
+    scaler.scale(loss).backward()  # with amp off, the scaler passes everything through
+    if u.clip_grad_norm is not None:
+        scaler.unscale_(u.optimizer)  # clip the true gradients, not the scaled ones
+        params = [p for group in u.optimizer.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, u.clip_grad_norm)
+    scaler.step(u.optimizer)
+    scaler.update()
+    figures["lr"] = u.optimizer.param_groups[0]["lr"]  # the lr this step used
+    if u.scheduler is not None and u.scheduler_interval == "step":
+        _step_scheduler(u.scheduler, figures["loss"])
+    if u.after_step is not None:
+        u.after_step(model)
+    return figures
+
+
 def fit(model: nn.Module, loss: Loss | Update | Sequence[Update], train_data: Data, *,
         epochs: int, batch_size: int = 128, lr: float | None = None,
         optimizer: torch.optim.Optimizer | None = None, scheduler: LRScheduler | None = None,
@@ -388,54 +404,49 @@ def fit(model: nn.Module, loss: Loss | Update | Sequence[Update], train_data: Da
         device: torch.device | str | None = None, progress: bool = True) -> History:
     """Train ``model`` by stochastic gradient descent on ``loss``.
 
-    For each batch, each :class:`Update` (one, built from ``loss`` and the optimiser arguments,
-    unless ``loss`` is a list of them) zeroes its optimiser's gradients, computes its loss,
-    back-propagates, clips and steps its optimiser.
+    For each batch, each :class:`Update` that is due zeroes its optimiser's gradients,
+    computes its loss, back-propagates, clips and steps its optimiser.
 
     Arguments:
         model: any ``nn.Module``; it is moved to ``device``.
         loss: ``loss(model, batch)`` or ``loss(model, batch, state)`` returning a scalar tensor
-            or a dict with key ``"loss"`` and other scalar figures to log; or an
-            :class:`Update` or a list of them (several optimisers, e.g. a GAN).
-            ``batch`` is a tensor when the data is one tensor, else a list (``[x, y]``).
+            or a dict with key ``"loss"`` and other scalars to log; ``batch`` is a tensor when
+            the data is one tensor, else a list (``[x, y]``). Or an :class:`Update`, or a list
+            of them (several optimisers, e.g. a GAN).
         train_data: a tensor ``[n, ...]``, a tuple of tensors with the same first dimension,
-            a ``Dataset`` (both shuffled every epoch) or a ``DataLoader`` (used as it is).
+            a ``Dataset`` (all shuffled every epoch) or a ``DataLoader`` (used as it is).
         epochs: passes over ``train_data``.
         batch_size: examples per batch, unless ``train_data`` is a DataLoader.
-        lr: learning rate of the default Adam optimiser (default 1e-3).
+        lr: learning rate of the default optimiser, Adam (default 1e-3).
         optimizer, scheduler, scheduler_interval, clip_grad_norm: as in :class:`Update`.
-        val_data: evaluated after every epoch with ``val_loss`` (default: ``loss``; needed
-            with several updates) by :func:`evaluate`.
+        val_data: evaluated after every epoch with ``val_loss`` (default: ``loss``; required
+            with several updates), as :func:`evaluate` does.
         patience: stop when the validation loss has not improved for this many epochs, and
             restore the weights of the best epoch (needs ``val_data``).
-        ema_decay: keep an exponential moving average of the weights,
-            ``ema = decay * ema + (1 - decay) * weights`` after every batch, starting from the
-            initial weights; returned as ``history.ema_model``.
-        amp: mixed precision (float16 autocast and a gradient scaler per update) on CUDA; on
-            another device a warning says that training runs in full precision.
-        seed: seeds :func:`dgm_lab.seed_everything` and the shuffling: two CPU runs of the
-            same model with the same seed give identical histories and weights.
-        device: defaults to :func:`dgm_lab.device` (CUDA, then MPS, then CPU). Batches are
-            moved there one by one.
+        ema_decay: keep ``ema = decay * ema + (1 - decay) * weights`` after every batch,
+            starting from the initial weights; returned as ``history.ema_model``.
+        amp: mixed precision (float16 autocast and a gradient scaler per update) on CUDA;
+            elsewhere a warning says that training runs in full precision.
+        seed: seeds :func:`dgm_lab.seed_everything` and the shuffling: CPU runs repeat exactly.
+        device: defaults to :func:`dgm_lab.device`; batches are moved there one by one.
         progress: show a tqdm bar with the running losses and the learning rate.
 
     Returns:
         A :class:`History`.
 
     Raises:
-        FloatingPointError: if a loss becomes NaN or infinite (naming the epoch and step).
+        FloatingPointError: when a loss becomes NaN or infinite (naming the epoch and step).
 
     References:
         Goodfellow et al. (2014), Generative Adversarial Nets, Algorithm 1 (k critic steps).
-        Kingma & Ba (2015), Adam. Micikevicius et al. (2018), Mixed Precision Training.
+        Micikevicius et al. (2018), Mixed Precision Training (loss scaling).
 
     Example:
         >>> history = fit(model, lambda m, x: -m.log_prob(x).mean(), x_train, epochs=20,
         ...               val_data=x_val, patience=3)
         >>> history.plot()
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _must_be(model, nn.Module, "model", "a torch.nn.Module")
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     dev = _check_device(device)
@@ -449,8 +460,7 @@ def fit(model: nn.Module, loss: Loss | Update | Sequence[Update], train_data: Da
         if val_loss is None and len(updates) > 1:
             raise ValueError("with several updates, give val_loss to say what to validate")
         val_loss = val_loss or updates[0].loss
-        if not callable(val_loss):
-            raise TypeError(f"val_loss must be a function, got {type(val_loss).__name__}")
+        _takes_state(val_loss)  # checks that it is a function of (model, batch[, state])
     if patience is not None:
         patience = check_int(patience, "patience")
         if val_loader is None:
@@ -461,8 +471,7 @@ def fit(model: nn.Module, loss: Loss | Update | Sequence[Update], train_data: Da
             raise ValueError(f"ema_decay must be in (0, 1), e.g. 0.999; got {ema_decay}")
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
         ema.update_parameters(model)  # the average starts from the initial weights
-    if not isinstance(amp, bool):
-        raise TypeError(f"amp must be True or False, got {type(amp).__name__}")
+    _must_be(amp, bool, "amp", "True or False")
     if amp and dev.type != "cuda":
         warnings.warn(f"amp=True needs a CUDA device; training on {dev.type} in full precision",
                       stacklevel=2)
@@ -476,55 +485,29 @@ def fit(model: nn.Module, loss: Loss | Update | Sequence[Update], train_data: Da
     start = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        means = _Means()
         for raw in train_loader:
             batch, n = _prepare(raw, dev)
-            state = TrainState(epoch, step, step / (epochs * per_epoch) if per_epoch
-                               else epoch / epochs)
+            done = step / (epochs * per_epoch) if per_epoch else epoch / epochs
             for u, scaler in zip(updates, scalers, strict=True):
                 if (step + 1) % u.every:  # every=k: the k-th, 2k-th, ... batch
                     continue
-                who = f"the loss of update {u.name!r}" if u.name else "loss"
-                u.optimizer.zero_grad(set_to_none=True)
-                with torch.autocast(dev.type) if amp else contextlib.nullcontext():
-                    out = u.loss(model, batch, state) if u.takes_state else u.loss(model, batch)
-                value, figures = _figures(out, who)
-                if not math.isfinite(figures["loss"]):
-                    raise FloatingPointError(
-                        f"{who} is {figures['loss']} at epoch {epoch}, step {step}: lower the "
-                        "learning rate, clip the gradients or check the data for NaNs")
-                if not value.requires_grad:
-                    raise ValueError(f"{who} does not depend on any trainable parameter "
-                                     "(computed under torch.no_grad() or from detached values?)")
-                scaler.scale(value).backward()
-                if u.clip_grad_norm is not None:
-                    scaler.unscale_(u.optimizer)  # clip the true gradients, not scaled ones
-                    nn.utils.clip_grad_norm_(
-                        [p for g in u.optimizer.param_groups for p in g["params"]],
-                        u.clip_grad_norm)
-                scaler.step(u.optimizer)
-                scaler.update()
-                figures["lr"] = u.optimizer.param_groups[0]["lr"]
-                if u.scheduler is not None and u.scheduler_interval == "step":
-                    _step_scheduler(u.scheduler, figures["loss"])
-                if u.after_step is not None:
-                    u.after_step(model)
-                for key, v in figures.items():
-                    key = f"{u.name}.{key}" if u.name else key
-                    history.step.setdefault(key, []).append(v)
-                    sums[key] = sums.get(key, 0.0) + v * n  # an epoch weighs examples equally
-                    counts[key] = counts.get(key, 0) + n
+                autocast = torch.autocast(dev.type) if amp else contextlib.nullcontext()
+                figures = _step(u, scaler, model, batch, TrainState(epoch, step, done), autocast)
+                figures = {f"{u.name}.{k}" if u.name else k: v for k, v in figures.items()}
+                for key, value in figures.items():
+                    history.step.setdefault(key, []).append(value)
+                means.add(figures, n)
             if ema is not None:
                 ema.update_parameters(model)
             step += 1
             bar.update()
             if progress:
-                bar.set_postfix({k: f"{sums[k] / counts[k]:.4g}" for k in sums
+                bar.set_postfix({k: f"{v:.4g}" for k, v in means.means().items()
                                  if k.endswith(("loss", "lr"))}, refresh=False)
-        if not counts:
+        if not means:
             raise ValueError("train_data is empty: there is nothing to train on")
-        figures = {k: sums[k] / counts[k] for k in sums}
+        figures = means.means()
         if val_loader is not None:
             val = _evaluate(model, val_loss, val_loader, TrainState(epoch, step, 1.0))
             figures.update({f"val_{k}": v for k, v in val.items()})

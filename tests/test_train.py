@@ -86,7 +86,7 @@ def test_fit_equals_a_hand_written_loop_exactly():
     assert history.step["loss"] == losses
     assert history.epoch["loss"] == pytest.approx(epoch_means, rel=1e-12)
     assert torch.equal(model.weight, twin.weight) and torch.equal(model.bias, twin.bias)
-    assert history.epochs == 3 and len(history.step_loss) == 3 * 7  # 400 = 6 * 64 + 16
+    assert history.epochs == 3 and len(history.step["loss"]) == 3 * 7  # 400 = 6 * 64 + 16
 
 
 def test_two_updates_equal_a_hand_written_alternating_loop():
