@@ -185,6 +185,18 @@ def test_epoch_loss_and_evaluate_weight_batches_by_their_size():
     assert evaluate(model, _frozen_mean_loss, plain) == pytest.approx(whole, rel=1e-12)
 
 
+def test_evaluate_runs_the_model_in_eval_mode_and_restores_its_mode():
+    """Oracle: the loss of the model in eval mode (dropout off) on all the data at once."""
+    x, y = _regression_data()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Dropout(0.5), nn.Linear(3, 1))
+    with torch.no_grad():
+        direct = mse(model.eval(), (x, y)).item()
+    model.train()
+    assert evaluate(model, mse, (x, y), batch_size=64) == pytest.approx(direct, rel=1e-6)
+    assert model.training
+
+
 def test_fit_accepts_a_plain_dataloader_a_dataset_and_dict_batches():
     x = torch.randn(40, 2) + 3.0
     shapes = []
