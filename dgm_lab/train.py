@@ -209,6 +209,9 @@ def _loader(data: Data, name: str, batch_size: int, shuffle: bool,
 def _to(batch: Any, dev: torch.device) -> Any:
     """Move every tensor of a batch (tensor, list, tuple or dict of them) to ``dev``."""
     if isinstance(batch, torch.Tensor):
+        if dev.type == "mps" and batch.dtype == torch.float64:
+            raise TypeError("the data is float64, which Apple MPS does not support: convert "
+                            "it with .float() before training on 'mps'")
         return batch.to(dev)
     if isinstance(batch, Mapping):
         return {k: _to(v, dev) for k, v in batch.items()}
@@ -476,7 +479,7 @@ def fit(model: nn.Module, loss: Loss | Update | Sequence[Update], train_data: Da
         warnings.warn(f"amp=True needs a CUDA device; training on {dev.type} in full precision",
                       stacklevel=2)
     amp = amp and dev.type == "cuda"
-    scalers = [torch.amp.GradScaler(dev.type, enabled=amp) for _ in updates]
+    scalers = [torch.amp.GradScaler("cuda", enabled=amp) for _ in updates]
 
     history, best, best_state, waited, step = History(), math.inf, None, 0, 0
     per_epoch = _length(train_loader)

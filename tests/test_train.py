@@ -689,6 +689,15 @@ def test_a_vae_with_kl_warm_up_learns_two_moons(one_thread):
 # every device
 # --------------------------------------------------------------------------------------
 
+def test_float64_batches_bound_for_apple_mps_get_a_clear_error():
+    """MPS has no float64; the check runs before the move, so it is testable without a Mac."""
+    from dgm_lab.train import _to
+
+    with pytest.raises(TypeError, match="float64.*MPS.*float()"):
+        _to([torch.zeros(2, dtype=torch.float64)], torch.device("mps"))
+    assert _to({"x": torch.zeros(2)}, torch.device("cpu"))["x"].dtype == torch.float32
+
+
 @pytest.mark.cuda
 def test_fit_moves_batches_to_cuda_and_trains_in_mixed_precision():
     x, y = _regression_data()  # on the CPU: fit moves each batch
