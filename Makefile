@@ -23,6 +23,7 @@ release: setup
 
 benchmarks: setup
 	$(PYTHON) benchmarks/bench_density.py
+	$(PYTHON) benchmarks/bench_device.py
 	$(PYTHON) benchmarks/bench_notebooks.py
 
 clean:
