@@ -23,10 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EDITIONS = {"student": Path("html"), "instructor": Path("instructor") / "html"}
@@ -98,6 +101,31 @@ def build(strict: bool = False, rebuild_all: bool = False, path_output: Path = R
 
 
 # -- PDF ------------------------------------------------------------------------------------
+FIT_WIDE_FORMULAS = """
+(() => {
+  // the part of a formula that sticks out of the first box that clips or scrolls it
+  const excess = m => {
+    if (m.getAttribute("display") === "true") {  // scrolls inside itself on screen
+      return m.scrollWidth > m.clientWidth + 1 ? m.clientWidth : 0;
+    }
+    for (let box = m.parentElement; box && box !== document.body; box = box.parentElement) {
+      if (getComputedStyle(box).overflowX !== "visible") {
+        const room = box.getBoundingClientRect().right - m.getBoundingClientRect().left;
+        return m.getBoundingClientRect().width > room + 1 ? room : 0;
+      }
+    }
+    return 0;
+  };
+  for (const m of document.querySelectorAll("mjx-container")) {
+    const room = excess(m);
+    const width = Math.max(m.scrollWidth, m.getBoundingClientRect().width);
+    if (room > 0) m.style.zoom = Math.max(0.4, (room - 2) / width);
+  }
+  return [...document.querySelectorAll("mjx-container")].filter(m => excess(m) > 0).length;
+})()
+"""
+
+
 def build_pdf(path_output: Path = ROOT, strict: bool = False) -> Path:
     """Build the student edition as one HTML page and print it to ``_build/pdf/``.
 
@@ -110,16 +138,30 @@ def build_pdf(path_output: Path = ROOT, strict: bool = False) -> Path:
     if status != 0:
         raise RuntimeError(f"the single-page build failed (exit code {status})")
     single = Path(path_output).resolve() / "_build" / SINGLEHTML
+    # The single page is named after the root document (book/intro.html) but its links are
+    # written for the output's top folder, where index.html only redirects: put it there.
+    root_doc = yaml.safe_load((ROOT / "_toc.yml").read_text())["root"]
+    shutil.copyfile(single / f"{root_doc}.html", single / "index.html")
+    # the theme's page template loads the search index, which a single page does not have
+    (single / "searchindex.js").write_text("// no search in the single-page (PDF) build\n")
     pdf = single.parent / PDF_NAME
     footer = ('<div style="font-size:8px;width:100%;text-align:center;color:#555">'
               '<span class="pageNumber"></span> / <span class="totalPages"></span></div>')
     with serve(single) as base, Chromium(timeout=300) as browser:
-        page = browser.new_page(width=1000, height=1400)
+        # the window as wide as the printed column (A4 less two 0.6 in margins, at 96 px/in),
+        # so that the layout measured below is the one printed
+        page = browser.new_page(width=int((8.27 - 2 * 0.6) * 96), height=1400)
         page.goto(f"{base}index.html", timeout=300)
-        problems = [e for e in page.errors if "favicon" not in e]
+        problems = list(page.errors)
         if problems:
             raise RuntimeError("the single-page book has errors in the browser:\n"
                                + "\n".join(problems))
+        # Paper cannot scroll: print media first, then shrink each formula wider than its
+        # column to fit (on screen such a formula scrolls instead).
+        page.send("Emulation.setEmulatedMedia", {"media": "print"})
+        still_wide = page.evaluate(FIT_WIDE_FORMULAS)
+        if still_wide:
+            raise RuntimeError(f"{still_wide} formulas do not fit the printed page")
         page.print_pdf(pdf, displayHeaderFooter=True, headerTemplate="<span></span>",
                        footerTemplate=footer, generateDocumentOutline=True,
                        generateTaggedPDF=True)

@@ -280,3 +280,26 @@ def test_screenshots_of_the_intro_and_every_chapter(visits):
             header = shot.read_bytes()[:24]
             assert header[:8] == b"\x89PNG\r\n\x1a\n", shot
             assert int.from_bytes(header[16:20], "big") == width, shot
+
+
+def test_pdf_of_the_whole_book(site):
+    """`make pdf`: the student edition printed by Chromium, math typeset, every chapter in."""
+    from pypdf import PdfReader
+
+    build_book = load_script("build_book")
+    start = time.perf_counter()
+    pdf = build_book.build_pdf(path_output=site["book"].root, strict=True)
+    seconds = time.perf_counter() - start
+    reader = PdfReader(pdf)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    print(f"\nPDF: {len(reader.pages)} pages, {pdf.stat().st_size / 1e6:.1f} MB, "
+          f"built in {seconds:.0f} s")
+    assert len(reader.pages) >= 40
+    for title in ("Getting started", "Generative vs discriminative", "Density estimation",
+                  "Lab 1", "Lab 2", "Notation", "References"):
+        assert title in text, f"the PDF lacks {title!r}"
+    for raw in ("\\frac", "\\mathcal", "\\sum", "$$", "\\begin{"):
+        assert raw not in text, f"the PDF shows raw TeX {raw!r}"
+    assert "Dempster et al., 1977" in text.replace("\n", " ")
+    assert reader.outline, "the PDF has no outline (bookmarks)"
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
