@@ -319,7 +319,7 @@ class Page:
                                 f"{details.get('exception', {}).get('description', details)}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path, full_page: bool = True, max_height: int = 16000) -> Path:
+    def screenshot(self, path: Path, full_page: bool = True, max_height: int = 32000) -> Path:
         """Write a PNG of the viewport, or of the whole page (cut at ``max_height`` px).
 
         The whole page is taken by making the window as tall as the page, not with
@@ -328,11 +328,12 @@ class Page:
         """
         width, height = self.width, self.height
         if full_page:
-            tall = self.evaluate("Math.max(document.documentElement.scrollHeight, "
-                                 "document.body ? document.body.scrollHeight : 0)")
-            self.resize(width, min(int(tall), max_height))
-            self.browser.pump(0.3)
-            self.wait_for_network_idle(0.3)
+            measure = ("document.body ? Math.max(document.documentElement.scrollHeight, "
+                       "document.body.scrollHeight) : document.documentElement.scrollHeight")
+            for _ in range(2):  # the page may get shorter once its window is taller
+                self.resize(width, min(int(self.evaluate(measure)), max_height))
+                self.browser.pump(0.3)
+                self.wait_for_network_idle(0.3)
         try:
             data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
         finally:
