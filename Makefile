@@ -3,7 +3,7 @@
 PYTHON ?= python3
 SETUP_STAMP := _build/.setup-done
 
-.PHONY: setup book test lint release benchmarks clean
+.PHONY: setup book book-instructor pdf publish test lint release benchmarks clean
 
 setup: $(SETUP_STAMP)
 
@@ -11,8 +11,20 @@ $(SETUP_STAMP): pyproject.toml scripts/setup_env.py
 	$(PYTHON) scripts/setup_env.py
 	@mkdir -p $(dir $@) && touch $@
 
+# The book: student edition (_build/html), instructor edition with every lab's solution
+# (_build/instructor/html), the student edition as one PDF (_build/pdf/dgm-course.pdf, needs
+# Debian's chromium), and publishing _build/html to the gh-pages branch of `origin`.
 book: setup
 	$(PYTHON) scripts/build_book.py
+
+book-instructor: setup
+	$(PYTHON) scripts/build_book.py --instructor
+
+pdf: setup
+	$(PYTHON) scripts/build_book.py --pdf
+
+publish: setup
+	$(PYTHON) scripts/build_book.py --publish
 
 test: setup
 	$(PYTHON) -m ruff check .
