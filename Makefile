@@ -24,6 +24,7 @@ release: setup
 benchmarks: setup
 	$(PYTHON) benchmarks/bench_density.py
 	$(PYTHON) benchmarks/bench_notebooks.py
+	$(PYTHON) benchmarks/bench_grading.py
 
 clean:
 	rm -rf _build

@@ -816,8 +816,10 @@ def test_answer_that_imports_the_reference_scores_zero_on_that_exercise(lab, gra
         assert entry["grades"][test][0] == 0, f"{lab}: the cheating {answer} earned points"
         assert "which is not available while grading" in \
             graded["messages"][f"cheater/{lab}"][test]
-    honest = {g: sm for g, sm in entry["grades"].items()
-              if g not in {test_of[a] for a in cheats} and sm[0] != sm[1]}
+    # (the matrix's cheater also copies the reference's source in another exercise)
+    targeted = {t for t, (score, _) in graded["expected"].get(lab, {}).get("cheater", {}).items()
+                if score != "full"} | {test_of[a] for a in cheats}
+    honest = {g: sm for g, sm in entry["grades"].items() if g not in targeted and sm[0] != sm[1]}
     assert not honest, f"{lab}: honest exercises lost points: {honest}"
 
 
@@ -893,7 +895,15 @@ def test_feedback_shows_each_verdict_and_no_hidden_check(graded):
         text = path.read_text(errors="replace")
         assert graded["canary"] not in text, path
         unescaped = html.unescape(text)
-        leaked = [line for line in secret if line in unescaped]
+        # a line the student wrote in their own submission is theirs, not a leak
+        student, lab = path.relative_to(course).parts[1:3]
+        submitted = course / "submitted" / student / lab / f"{lab}.ipynb"
+        try:
+            written = "\n".join(c.source for c in read_nb(submitted).cells)
+        except Exception:  # noqa: BLE001 - the invalid-JSON submission
+            written = submitted.read_text(errors="replace")
+        own = {line.strip() for line in written.splitlines()}
+        leaked = [line for line in secret if line in unescaped and line not in own]
         assert not leaked, f"{path.relative_to(course)} shows hidden-check lines: {leaked[:3]}"
     for lab, students in graded["students"].items():
         for student in students:
