@@ -69,8 +69,15 @@ c.SandboxedGrading.exercise_timeout = 60
 c.SandboxedGrading.notebook_timeout = 300
 c.SandboxedGrading.memory_limit_mb = 4096
 # "auto": sandbox with bubblewrap when it works here, else grade anyway with a loud warning;
-# "bwrap": refuse to grade without the sandbox (recommended for a real class).
-c.SandboxedGrading.sandbox = "auto"
+# "bwrap": refuse to grade without the sandbox (recommended for a real class; CI sets it).
+c.SandboxedGrading.sandbox = os.environ.get("DGM_GRADING_SANDBOX", "auto")
+
+# nbgrader's own notebook execution (`nbgrader validate`, run by students on their notebook)
+# is no longer used for grading; give it the room a lab needs on a slow laptop.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+c.Execute.startup_timeout = 120
+c.Execute.iopub_timeout = 30
 
 # A submission whose graded cells were deleted gets them back (from the gradebook), so that each
 # exercise's verdict has a cell to go into; edited locked cells are restored from the gradebook

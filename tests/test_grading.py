@@ -185,6 +185,11 @@ def test_read_tree_refuses_deep_large_and_foreign_data(tmp_path):
     Path(prefix + ".json").write_text("{not json")
     with pytest.raises(runner.UnsafeData, match="not valid JSON"):
         runner.read_tree(prefix)
+    secret = tmp_path / "grader_file.json"
+    secret.write_text(json.dumps({"format": runner.FORMAT, "root": {"t": "str", "v": "secret"}}))
+    os.symlink(secret, tmp_path / "link.json")
+    with pytest.raises(runner.UnsafeData, match="symbolic link"):
+        runner.read_tree(str(tmp_path / "link"))
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -546,6 +551,20 @@ def test_forged_progress_lines_do_not_extend_the_time_limit(lab, tmp_path):
                               limits=Limits(exercise_seconds=3, notebook_seconds=60))
     assert scores(report) == [0.0, 2.0], report.verdicts[0].message
     assert "timed out after 3 s" in report.verdicts[0].message
+
+
+def test_flooding_the_output_folder_is_stopped(lab, tmp_path):
+    body = ("import os\n"
+            "def add(a, b):\n"
+            "    for i in range(10_000_000):\n"
+            "        with open(f'/grading/out/junk{i}', 'wb') as fh:\n"
+            "            fh.write(b'x' * 100_000)\n")
+    limits = Limits(exercise_seconds=20, max_written_bytes=20 << 20)
+    report = grade_submission(lab, submit(lab, tmp_path / "s.ipynb", ex1_code=body),
+                              limits=limits, sandbox="bwrap" if SANDBOX.sandboxed else "none")
+    assert scores(report) == [0.0, 2.0]
+    assert "Your function wrote more than 20 MB (or 10000 files) of output." in \
+        report.verdicts[0].message
 
 
 def test_the_notebook_time_budget_covers_every_exercise_together(lab, tmp_path):

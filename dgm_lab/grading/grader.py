@@ -319,6 +319,9 @@ def ending_message(outcome: _sandbox.Outcome, limits: _sandbox.Limits, sandboxed
     """What ended a run in the middle of a stage, as a predicate ("timed out after 60 s")."""
     if outcome.how == "timeout":
         return f"timed out after {limits.exercise_seconds:g} s"
+    if outcome.how == "too-much-output":
+        return (f"wrote more than {limits.max_written_bytes / 2**20:.0f} MB (or "
+                f"{_sandbox.MAX_WRITTEN_FILES} files) of output")
     if outcome.how == "notebook-timeout":
         return (f"was not run to the end: the notebook as a whole used up its time limit of "
                 f"{limits.notebook_seconds:g} s")
@@ -538,6 +541,7 @@ def _run_all(job: Path, out: Path, logs: Path, source: LabSource, n_cells: int,
         skip_exercises = finished | set(exercise_failures)
         if len(skip_exercises) == n_exercises:
             break
+        _keep_only(out, {f"ex{i}.{ext}" for i in finished for ext in ("json", "npz")})
         outcome = _sandbox.run(str(job), str(out), source.lab.packages, limits, status,
                                skip_cells, skip_exercises, budget, str(logs))
         report.runs += 1
@@ -561,6 +565,18 @@ def _run_all(job: Path, out: Path, logs: Path, source: LabSource, n_cells: int,
         elif pending:  # ended between stages (e.g. a thread the student started)
             exercise_failures[pending[0]] = words
     return cell_failures, exercise_failures
+
+
+def _keep_only(out: Path, names: set[str]) -> None:
+    """Empty the output folder but for the finished exercises' results (whatever else an
+    earlier run left there, e.g. a flood of files, goes before the next run)."""
+    for entry in out.iterdir():
+        if entry.name in names and entry.is_file() and not entry.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _read(prefix: Path, limits: _sandbox.Limits) -> object:

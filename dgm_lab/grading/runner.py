@@ -174,8 +174,9 @@ def read_tree(prefix: str, max_bytes: int = 256 << 20) -> object:
         (numpy arrays when torch is not importable here).
 
     Raises:
-        UnsafeData: a malformed manifest, an unknown node, an array that is missing, not
-            listed, too large, or not of a plain number dtype (no pickled objects are loaded).
+        UnsafeData: a symbolic link, a malformed manifest, an unknown node, an array that is
+            missing, not listed, too large, or not of a plain number dtype (no pickled objects
+            are loaded).
         FileNotFoundError: no ``prefix.json``.
 
     Example:
@@ -183,6 +184,8 @@ def read_tree(prefix: str, max_bytes: int = 256 << 20) -> object:
         >>> read_tree("/tmp/t")
         (array([1., 1., 1.]), {'n': 2})
     """
+    if os.path.islink(prefix + ".json") or os.path.islink(prefix + ".npz"):
+        raise UnsafeData("the output is a symbolic link")  # it could point at a grader's file
     if os.path.getsize(prefix + ".json") > MAX_MANIFEST_BYTES:
         raise UnsafeData("the manifest is too large")
     try:

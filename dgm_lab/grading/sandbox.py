@@ -82,6 +82,8 @@ class Limits:
         threads: compute threads of torch / OpenMP in the sandbox.
         max_output_bytes: the most bytes one exercise's returned values may hold.
         max_file_bytes: the largest file the student's code may write.
+        max_written_bytes: the most bytes in the output folder (the only writable folder
+            that is not a small in-memory one); the process is killed above it.
     """
 
     exercise_seconds: float = 60.0
@@ -90,14 +92,16 @@ class Limits:
     startup_seconds: float = 120.0
     threads: int = 1
     max_output_bytes: int = 256 << 20
-    max_file_bytes: int = 512 << 20
+    max_file_bytes: int = 256 << 20
+    max_written_bytes: int = 1 << 30
 
     def __post_init__(self) -> None:
         for name in ("exercise_seconds", "notebook_seconds", "startup_seconds"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0):
                 raise ValueError(f"Limits: {name} must be a number > 0, got {value!r}")
-        for name in ("memory_bytes", "threads", "max_output_bytes", "max_file_bytes"):
+        for name in ("memory_bytes", "threads", "max_output_bytes", "max_file_bytes",
+                     "max_written_bytes"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value > 0):
                 raise ValueError(f"Limits: {name} must be an int > 0, got {value!r}")
@@ -225,9 +229,9 @@ def bwrap_command(packages: tuple[str, ...], job: str, out: str, limits: Limits)
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--clearenv"]
     args += _system_binds()
     args += ["--proc", "/proc", "--dev", "/dev"]
-    if _bwrap_has_size():
-        args += ["--size", str(min(limits.max_file_bytes, 1 << 30))]
-    args += ["--tmpfs", "/tmp"]
+    # Writable places in memory (tmpfs) are small: /dev/shm and /tmp.
+    for folder, size in (("/dev/shm", 64 << 20), ("/tmp", min(limits.max_file_bytes, 1 << 30))):
+        args += (["--size", str(size)] if _bwrap_has_size() else []) + ["--tmpfs", folder]
     for folder in _python_folders():
         args += ["--ro-bind", folder, folder]
     interpreter = _interpreter()
@@ -239,6 +243,7 @@ def bwrap_command(packages: tuple[str, ...], job: str, out: str, limits: Limits)
     for folder in site_dirs:
         args += ["--remount-ro", folder]
     args += ["--ro-bind", job, JOB, "--bind", out, OUT, "--chdir", "/tmp"]
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]  # the rest of the tree: read-only
     for key, value in _environment(limits).items():
         args += ["--setenv", key, value]
     return args
@@ -330,7 +335,8 @@ class Outcome:
 
     ``how``: ``"done"`` (it reported the end), ``"timeout"`` (a stage ran past its limit),
     ``"notebook-timeout"`` (the notebook's budget ran out), ``"died"`` (the process ended
-    in the middle). ``stage``: ``("cell", i)`` / ``("exercise", i)`` running when it ended,
+    in the middle), ``"too-much-output"`` (it filled the output folder past the limit).
+    ``stage``: ``("cell", i)`` / ``("exercise", i)`` running when it ended,
     or ``None``. ``returncode``: the exit status (negative: killed by that signal).
     ``student_seconds``: time after the preamble (what counts against the notebook budget).
     """
@@ -401,15 +407,38 @@ def run(job: str, out: str, packages: tuple[str, ...], limits: Limits, sandbox: 
         stdout.close()
         stderr.close()
     try:
-        return _watch(proc, read_fd, limits, budget, logs)
+        return _watch(proc, read_fd, limits, budget, logs, out)
     finally:
         os.close(read_fd)
         if proc.poll() is None:
             _kill(proc)
 
 
+MAX_WRITTEN_FILES = 10_000
+
+
+def _too_full(folder: str, max_bytes: int) -> bool:
+    """Whether ``folder`` holds more than ``max_bytes`` or ``MAX_WRITTEN_FILES`` entries (the
+    walk stops as soon as either is exceeded, so a flood of files cannot slow the watch)."""
+    total, count, todo = 0, 0, [folder]
+    while todo:
+        with os.scandir(todo.pop()) as entries:
+            for entry in entries:
+                count += 1
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+                if total > max_bytes or count > MAX_WRITTEN_FILES:
+                    return True
+    return False
+
+
 def _watch(proc: subprocess.Popen, fd: int, limits: Limits, budget: float,
-           logs: str) -> Outcome:
+           logs: str, out: str) -> Outcome:
     started = time.monotonic()
     ready_at: float | None = None
     stage: tuple[str, int] | None = None
@@ -433,7 +462,13 @@ def _watch(proc: subprocess.Popen, fd: int, limits: Limits, budget: float,
         now = time.monotonic()
         notebook_deadline = now + budget - student_time() if ready_at is not None else float("inf")
         deadline = min(stage_deadline, notebook_deadline)
-        readable, _, _ = select.select([fd], [], [], max(0.0, deadline - now))
+        # wake at least twice a second to watch the size of the output folder
+        readable, _, _ = select.select([fd], [], [], min(0.5, max(0.0, deadline - now)))
+        if _too_full(out, limits.max_written_bytes):
+            _kill(proc)
+            return outcome("too-much-output", proc.returncode)
+        if not readable and time.monotonic() < deadline:
+            continue
         if not readable:
             if ready_at is None:
                 _kill(proc)
