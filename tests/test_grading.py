@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import textwrap
 import threading
 import zipfile
@@ -53,8 +55,10 @@ from dgm_lab.grading.grader import CaseResult, Report, Verdict, answer_cells, pa
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = sandbox.status(("numpy",), "auto")
+# CI sets DGM_GRADING_SANDBOX=bwrap: there a sandbox that does not start fails the tests.
+REQUIRED = os.environ.get("DGM_GRADING_SANDBOX") == "bwrap"
 needs_sandbox = pytest.mark.skipif(
-    not SANDBOX.sandboxed, reason=f"bubblewrap cannot run here: {SANDBOX.warning}")
+    not SANDBOX.sandboxed and not REQUIRED, reason=f"bubblewrap cannot run here: {SANDBOX.warning}")
 # Short limits keep the adversarial cases quick; the solutions of these tiny labs take ms.
 FAST = Limits(exercise_seconds=4, notebook_seconds=60, memory_bytes=1 << 30)
 
@@ -625,6 +629,21 @@ def test_killing_the_sandbox_kills_every_process_the_answer_started(lab, tmp_pat
         return found
 
     assert not alive(), "a process started by the answer survived the sandbox"
+
+
+def test_where_bubblewrap_works_the_grading_sandbox_starts():
+    """If the plainest bubblewrap sandbox (the same namespaces) runs on this machine, the
+    grader's own must run too: a broken command must not pass for a machine without bwrap."""
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    plain = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent",
+                            "--new-session", "--uid", "65534", "--gid", "65534", "true"],
+                           capture_output=True, text=True)
+    if plain.returncode != 0 and not REQUIRED:
+        pytest.skip(f"bubblewrap cannot create namespaces here: {plain.stderr.strip()}")
+    sandbox._probe_bwrap.cache_clear()
+    state = sandbox.status(("torch", "numpy"), "auto")
+    assert state.sandboxed, state.warning
 
 
 def test_without_the_sandbox_grading_works_and_warns_what_is_unprotected(lab, tmp_path,
