@@ -425,7 +425,7 @@ def test_lab_source_cross_checks_the_check_file_against_the_notebook(tmp_path):
 def test_read_notebook_refuses_what_is_not_a_notebook(tmp_path):
     path = tmp_path / "s.ipynb"
     path.write_text('{"cells": [')
-    with pytest.raises(UnreadableNotebook, match=r"not valid JSON \(Expecting value at line 1"):
+    with pytest.raises(UnreadableNotebook, match=r"not valid JSON \(Expecting value; line 1"):
         read_notebook(path)
     path.write_bytes(b"\xff\xfe{}")
     with pytest.raises(UnreadableNotebook, match="not a text"):

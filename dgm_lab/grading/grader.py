@@ -180,7 +180,7 @@ def read_notebook(path: str | Path, max_bytes: int = MAX_NOTEBOOK_BYTES) -> list
     except UnicodeDecodeError:
         raise UnreadableNotebook("the notebook is not a text (UTF-8) file") from None
     except json.JSONDecodeError as err:
-        raise UnreadableNotebook(f"the notebook is not valid JSON ({err.msg} at line "
+        raise UnreadableNotebook(f"the notebook is not valid JSON ({err.msg}; line "
                                  f"{err.lineno}, column {err.colno})") from None
     except RecursionError:
         raise UnreadableNotebook("the notebook is not valid notebook JSON (nested too deeply)") \
