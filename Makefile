@@ -37,6 +37,7 @@ benchmarks: setup
 	$(PYTHON) benchmarks/bench_density.py
 	$(PYTHON) benchmarks/bench_device.py
 	$(PYTHON) benchmarks/bench_notebooks.py
+	$(PYTHON) benchmarks/bench_grading.py
 
 clean:
 	rm -rf _build

@@ -10,12 +10,18 @@ from anywhere:
 It runs nbgrader's own CLI with the course's ``nbgrader_config.py``, from the repository root:
 
 1. ``nbgrader generate_assignment <lab> --force`` into a scratch release folder: records the lab,
-   its cells, points and checksums in the gradebook (``notebooks/`` is left alone);
-2. ``nbgrader autograde <lab>``: restores locked cells from the gradebook, runs each submission
-   with the per-cell time limit, scores the test cells -> ``autograded/<student>/<lab>/``;
+   its cells and points in the gradebook (``notebooks/`` is left alone);
+2. ``nbgrader autograde <lab>``: for each submission, the course's grader
+   (``dgm_lab.grading``, configured in ``nbgrader_config.py``) runs the answer cells in a
+   sandbox on fresh random inputs, judges them against the hidden checks
+   (``solutions/<lab>/hidden_checks.py``) and writes each verdict into its test cell, from which
+   nbgrader takes the score -> ``autograded/<student>/<lab>/``; each grading's seed goes to
+   ``grading_log/<lab>.jsonl`` (instructor only);
 3. ``nbgrader generate_feedback <lab>``: an HTML report per student in ``feedback/<student>/``;
 
 and prints the scores from the gradebook (``nbgrader export`` writes them all to grades.csv).
+It says first whether the sandbox (bubblewrap) is available; without it grading still works,
+unprotected (see docs/grading.md).
 """
 
 from __future__ import annotations
@@ -59,17 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("lab")
     parser.add_argument("--student", help="only this student (default: every submission)")
     parser.add_argument("--force", action="store_true", help="re-grade already graded submissions")
-    parser.add_argument("--timeout", type=int, help="per-cell time limit in s (config: 120)")
+    parser.add_argument("--timeout", type=int,
+                        help="time limit per exercise in s (nbgrader_config.py: 60)")
     args = parser.parse_args(argv)
     if not (ROOT / "solutions" / args.lab / f"{args.lab}.ipynb").is_file():
         parser.error(f"no solutions/{args.lab}/{args.lab}.ipynb")
 
+    from dgm_lab.grading import sandbox
+
+    state = sandbox.status()
+    print(state.warning or "grading in the bubblewrap sandbox", file=sys.stderr if state.warning
+          else sys.stdout, flush=True)
     extra = [f"--student={args.student}"] if args.student else []
     extra += ["--force"] if args.force else []
     with tempfile.TemporaryDirectory(prefix="dgm-register-") as scratch:
         codes = [nbgrader("generate_assignment", args.lab, "--force",
                           f"--CourseDirectory.release_directory={scratch}")]
-    timeout = [f"--Execute.timeout={args.timeout}"] if args.timeout else []
+    timeout = [f"--SandboxedGrading.exercise_timeout={args.timeout}"] if args.timeout else []
     codes.append(nbgrader("autograde", args.lab, *extra, *timeout))
     codes.append(nbgrader("generate_feedback", args.lab, *extra))
     print_scores(args.lab, args.student)

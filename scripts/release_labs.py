@@ -35,7 +35,7 @@ SOURCE = "solutions"
 RELEASE = "notebooks"
 _ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # Files nbgrader never releases (CourseDirectory.ignore) and that we never compare.
-_IGNORED = {".ipynb_checkpoints", "__pycache__", "feedback", ".DS_Store"}
+_IGNORED = {".ipynb_checkpoints", "__pycache__", "feedback", ".DS_Store", "hidden_checks.py"}
 
 
 def discover_labs(root: Path = ROOT) -> list[str]:
