@@ -18,19 +18,35 @@ def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
 
 
 def test_device_override_by_argument_and_environment(monkeypatch):
+    # a machine that has a GPU: DGM_LAB_DEVICE=cpu must still give the CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("DGM_LAB_DEVICE", "cpu")
-    assert dgm_lab.device().type == "cpu"
-    assert dgm_lab.device("cpu").type == "cpu"
+    assert dgm_lab.device() == torch.device("cpu")
+    monkeypatch.setenv("DGM_LAB_DEVICE", "cuda:1")
+    assert dgm_lab.device() == torch.device("cuda", 1)
+    assert dgm_lab.device("cpu") == torch.device("cpu")  # the argument wins
+    monkeypatch.setenv("DGM_LAB_DEVICE", "")  # empty: automatic
+    assert dgm_lab.device() == torch.device("cuda")
 
 
 def test_device_rejects_unavailable_or_bad_names(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ValueError, match="cuda"):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.delenv("DGM_LAB_DEVICE", raising=False)
+    with pytest.raises(ValueError, match=r"'cuda' was requested \(by prefer\)"):
         runtime.device("cuda")
+    with pytest.raises(ValueError, match="'mps' was requested"):
+        runtime.device("mps")
     with pytest.raises(TypeError, match="device name"):
         runtime.device(3)  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match="unknown device 'not-a-device' \\(from prefer\\)"):
         runtime.device("not-a-device")
+    monkeypatch.setenv("DGM_LAB_DEVICE", "gpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu' .*DGM_LAB_DEVICE"):
+        runtime.device()
+    monkeypatch.setenv("DGM_LAB_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="requested \\(by the environment variable DGM_LAB_DEVICE"):
+        runtime.device()
 
 
 def test_seed_everything_repeats_every_generator_exactly():
