@@ -229,6 +229,10 @@ def test_naive_window_is_a_count_in_a_cube(d):
         ref = np.log(counts / (500 * h**d))
     got = naive_window_log_prob(t(q), t(data), h, batch_size=7).numpy()
     np.testing.assert_allclose(got, ref)
+    # the window is closed: points exactly h/2 away count (exact in binary: h = 0.5)
+    edge = t(np.array([0.25, -0.25, 0.2500001] * d).reshape(d, 3).T.copy())
+    assert naive_window_log_prob(t(np.zeros((1, d))), edge, 0.5).item() == pytest.approx(
+        math.log(2 / (3 * 0.5**d)))
 
 
 def test_naive_window_and_kde_integrate_to_one_in_1d():

@@ -62,6 +62,24 @@ def test_seed_everything_repeats_every_generator_exactly():
     torch.testing.assert_close(a[3], b[3], rtol=0, atol=0)
 
 
+def test_seed_everything_seeds_each_generator_like_its_own_seed_function():
+    import random
+
+    for seed in (0, 7, 2**40 + 3):
+        g = dgm_lab.seed_everything(seed)
+        ours = (torch.rand(3), np.random.rand(3), random.random(),
+                torch.rand(3, generator=g))
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        oracle = (torch.rand(3), np.random.rand(3), random.random(),
+                  torch.rand(3, generator=torch.Generator().manual_seed(seed)))
+        torch.testing.assert_close(ours[0], oracle[0], rtol=0, atol=0)
+        np.testing.assert_array_equal(ours[1], oracle[1])
+        assert ours[2] == oracle[2]
+        torch.testing.assert_close(ours[3], oracle[3], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("3", TypeError),
                                         (True, TypeError)])
 def test_seed_everything_rejects_bad_seeds(bad, error):
