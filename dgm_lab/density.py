@@ -155,15 +155,17 @@ def _centred(x: torch.Tensor, data: torch.Tensor) -> tuple[torch.Tensor, torch.T
 # 1. maximum likelihood for a parametric model
 # --------------------------------------------------------------------------------------
 
-def _shifted_mean(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(shift, mean of x - shift)``: the mean of ``x`` split into a rough and an exact part.
+def _gaussian_ml(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(shift, mean - shift, covariance)``: the ML Gaussian of ``x`` in two passes.
 
     ``shift`` is the plain float mean, close to the data; subtracting it is exact for points
-    near it, so the second pass sums small numbers and keeps every digit. In float32 at
-    :math:`10^6` the one-pass mean alone is off by tenths of a unit.
+    near it, so the second pass sums small numbers and keeps every digit (in float32 at
+    :math:`10^6` the one-pass mean alone is off by tenths of a unit).
     """
     shift = x.mean(0)
-    return shift, (x - shift).mean(0)
+    mean = (x - shift).mean(0)
+    centred = x - shift - mean
+    return shift, mean, centred.T @ centred / len(x)
 
 
 def fit_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,10 +192,8 @@ def fit_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Example:
         >>> mean, cov = fit_gaussian(torch.randn(500, 2))
     """
-    x = _as_points(x, "x")
-    shift, mean = _shifted_mean(x)
-    centred = x - shift - mean
-    return shift + mean, centred.T @ centred / len(x)
+    shift, mean, cov = _gaussian_ml(_as_points(x, "x"))
+    return shift + mean, cov
 
 
 class Gaussian(DensityModel):
@@ -288,9 +288,7 @@ class Gaussian(DensityModel):
         if len(x) < 2:
             raise ValueError("x needs at least 2 points to estimate a covariance")
         reg_covar = check_non_negative(reg_covar, "reg_covar")
-        shift, mean = _shifted_mean(x)
-        centred = x - shift - mean
-        cov = centred.T @ centred / len(x)  # as fit_gaussian, keeping the two parts of the mean
+        shift, mean, cov = _gaussian_ml(x)  # as fit_gaussian, keeping the two parts of the mean
         cov = cov + reg_covar * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
         self._set(shift, mean, cov)
         return self
