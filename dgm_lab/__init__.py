@@ -1,11 +1,13 @@
 """dgm_lab: reference implementations for the Deep Generative Models course.
 
 One module per chapter family (``naive_bayes``, ``density``, ...), plus a few shared
-pieces: ``data`` (embedded datasets, no downloads), ``train`` (the one training loop),
-``plotting``, ``runtime`` (device and seeding) and ``grading`` (helpers for hidden tests).
+pieces: ``model`` (:class:`DensityModel`, the interface every density model follows),
+``data`` (embedded datasets, no downloads), ``train`` (the one training loop), ``plotting``,
+``runtime`` (device and seeding) and ``grading`` (helpers for hidden tests).
 """
 
+from dgm_lab.model import DensityModel
 from dgm_lab.runtime import device, seed_everything
 
 __version__ = "0.1.0"
-__all__ = ["device", "seed_everything", "__version__"]
+__all__ = ["DensityModel", "device", "seed_everything", "__version__"]

@@ -12,15 +12,22 @@ import numbers
 import numpy as np
 import torch
 
+#: Half-precision dtypes: upcast to float32 on input, refused as a model's dtype.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
 
 def as_float_tensor(x: object, name: str, *, ndim: int | None = None,
                     dtype: torch.dtype | None = None,
-                    device: torch.device | None = None) -> torch.Tensor:
+                    device: torch.device | str | None = None,
+                    allow_bool: bool = False, allow_nan: bool = False) -> torch.Tensor:
     """Convert ``x`` (tensor, array or nested list) to a floating tensor and check it.
 
-    Checks: numeric (not bool/object/complex), ``ndim`` dimensions if given, at least one
-    row, and no NaN or infinity. Integer input is converted to ``float32`` (or ``dtype``);
-    floating input keeps its dtype unless ``dtype`` is given.
+    Checks: numeric (not object/complex; bool only with ``allow_bool``), ``ndim`` dimensions
+    if given, at least one row, and no NaN (unless ``allow_nan``: NaN then marks a missing
+    entry) or infinity. Integer and bool input become ``float32`` (or ``dtype``); floating
+    input keeps its dtype unless ``dtype`` is given, except half precision (float16,
+    bfloat16), which is upcast to ``float32``: sums of exponentials, log-determinants and
+    counts need float32's range and precision, so dgm_lab never computes in half precision.
     """
     if isinstance(x, torch.Tensor):
         t = x
@@ -31,11 +38,11 @@ def as_float_tensor(x: object, name: str, *, ndim: int | None = None,
         t = torch.from_numpy(np.ascontiguousarray(arr))
     else:
         raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    if t.dtype == torch.bool or t.is_complex():
+    if t.is_complex() or (t.dtype == torch.bool and not allow_bool):
         raise TypeError(f"{name} must hold real numbers, got dtype {t.dtype}")
     if dtype is not None:
         t = t.to(dtype)
-    elif not t.is_floating_point():
+    elif not t.is_floating_point() or t.dtype in HALF_DTYPES:
         t = t.to(torch.float32)
     if device is not None:
         t = t.to(device)
@@ -44,10 +51,32 @@ def as_float_tensor(x: object, name: str, *, ndim: int | None = None,
         raise ValueError(f"{name} must have shape {want}, got shape {tuple(t.shape)}")
     if t.numel() == 0 or (t.dim() > 0 and t.shape[0] == 0):
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); it needs at least one row")
-    if not torch.isfinite(t).all():
+    check_finite(t, name, allow_nan=allow_nan)
+    return t
+
+
+def check_finite(t: torch.Tensor, name: str, *, allow_nan: bool = False) -> torch.Tensor:
+    """Check that ``t`` holds no infinity, and no NaN unless ``allow_nan``."""
+    if allow_nan:
+        if torch.isinf(t).any():
+            raise ValueError(f"{name} contains infinite values")
+    elif not torch.isfinite(t).all():
         bad = "NaN" if torch.isnan(t).any() else "infinite"
         raise ValueError(f"{name} contains {bad} values")
     return t
+
+
+def check_symmetric(matrix: torch.Tensor, name: str) -> torch.Tensor:
+    """Check that the square matrices ``[..., D, D]`` of ``matrix`` are symmetric.
+
+    A covariance or precision matrix must be symmetric; a Cholesky factorisation would
+    silently read only its lower triangle, so a typo would go unnoticed.
+    """
+    if matrix.shape[-1] != matrix.shape[-2]:
+        raise ValueError(f"{name} must hold square matrices, got shape {tuple(matrix.shape)}")
+    if not torch.allclose(matrix, matrix.mT, rtol=1e-5, atol=1e-8):
+        raise ValueError(f"{name} must be symmetric (it is compared with its transpose)")
+    return matrix
 
 
 def check_positive(value: object, name: str) -> float:
@@ -87,10 +116,11 @@ def check_binary(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
-def check_same_width(x: torch.Tensor, d: int, name: str) -> None:
+def check_same_width(x: torch.Tensor, d: int, name: str, *,
+                     expected_by: str = "the model was fitted on") -> None:
     """Check that the 2-D tensor ``x`` has ``d`` columns (the width the model was fitted on)."""
     if x.shape[1] != d:
-        raise ValueError(f"{name} has {x.shape[1]} features but the model was fitted on {d}")
+        raise ValueError(f"{name} has {x.shape[1]} features but {expected_by} {d}")
 
 
 def check_seed(seed: object) -> int:
@@ -108,6 +138,13 @@ def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
         raise TypeError(f"{name} must be a string, one of {choices}, got {type(value).__name__}")
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; valid values are {', '.join(choices)}")
+    return value
+
+
+def check_bool(value: object, name: str) -> bool:
+    """Return ``value`` after checking it is ``True`` or ``False`` (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
 
 

@@ -13,7 +13,8 @@ nothing is downloaded at run time.
   2017) from IDX files the user has put in a folder (argument ``root`` or the environment
   variable ``DGM_LAB_DATA``).
 * :func:`toy_density`: 2-D densities (eight Gaussians, rings, two moons, checkerboard) that
-  can be sampled and whose log-density is known, so a model's test negative
+  can be sampled and whose log-density is known (each a
+  :class:`~dgm_lab.model.DensityModel`), so a model's test negative
   log-likelihood can be compared with the true entropy :math:`H(p) = -E_p[\log p(x)]`,
   the lowest NLL any model can reach in expectation (cross-entropy
   :math:`H(p, q) = H(p) + KL(p\|q) \ge H(p)`).
@@ -31,13 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dgm_lab._validation import (
-    as_float_tensor,
-    check_choice,
-    check_int,
-    check_seed,
-    generator_device,
-)
+from dgm_lab._validation import check_choice, check_seed
+from dgm_lab.model import DensityModel, multinomial, rand, randint, randn
 
 # ---------------------------------------------------------------------------------------
 # 8x8 digits
@@ -425,30 +421,31 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _gaussian_mixture_log_prob(x: torch.Tensor, means: torch.Tensor, log_weights: torch.Tensor,
-                               std: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """log of sum_j w_j N(x; m_j, s_j^2 I_2) for x [n, 2], means [J, 2], in chunks of rows.
+                               std: float, chunk: int = 8192) -> torch.Tensor:
+    """log of sum_j w_j N(x; m_j, s^2 I_2) for x [n, 2], means [J, 2], in chunks of rows.
 
     Computed with logsumexp so that points far from every component keep a finite
     log-density instead of underflowing to -inf.
     """
     out = []
-    log_norm = log_weights - _LOG_2PI - 2.0 * torch.log(std)  # [J]
-    inv_var = 1.0 / std**2
+    log_norm = log_weights - _LOG_2PI - 2.0 * math.log(std)  # [J]
     m_sq = (means**2).sum(1)
     for start in range(0, x.shape[0], chunk):
         xb = x[start:start + chunk]
         # |x - m|^2 = |x|^2 - 2 x.m + |m|^2 as a matrix product: far faster than [b, J, 2]
         sq = ((xb**2).sum(1, keepdim=True) - 2.0 * xb @ means.T + m_sq).clamp_min(0.0)
-        out.append(torch.logsumexp(log_norm - 0.5 * inv_var * sq, dim=1))
+        out.append(torch.logsumexp(log_norm - (0.5 / std**2) * sq, dim=1))
     return torch.cat(out)
 
 
-class ToyDensity:
+class ToyDensity(DensityModel):
     r"""A 2-D density that can be sampled and (where possible) evaluated exactly.
 
-    Subclasses implement ``_sample(n, generator)`` and ``_log_prob(x)`` (on float64
-    input of shape ``[n, 2]``); the public :meth:`sample` and :meth:`log_prob` check their
-    input first, in the style of nflows.
+    A toy density is a :class:`~dgm_lab.model.DensityModel` with nothing to fit: its
+    constants (mixture means, ring radii, ...) are buffers, so ``toy.to(device)`` and
+    ``toy.double()`` work as for any model. It computes in float32 on the CPU by default;
+    call ``toy.double()`` for float64 log-densities (exact to ~1e-15 rather than ~1e-7).
+    Subclasses implement ``_sample(n, generator)`` and ``_log_prob(x)``.
 
     Attributes:
         name: the name :func:`toy_density` knows it by.
@@ -462,44 +459,46 @@ class ToyDensity:
     bounds: tuple[float, float, float, float] = (-4.0, 4.0, -4.0, 4.0)
     has_exact_log_prob: bool = True
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` independent points.
+    @property
+    def event_shape(self) -> torch.Size:
+        return torch.Size([2])
 
-        Arguments:
-            n: number of points (>= 1).
-            generator: a ``torch.Generator`` for reproducible draws (the same seed gives
-                the same points); ``None`` uses PyTorch's global random state.
+    def __init__(self) -> None:
+        super().__init__()
+        self._exact: dict[str, object] = {}
 
-        Returns:
-            float32 tensor ``[n, 2]`` on the generator's device (CPU by default).
-        """
-        n = check_int(n, "n", minimum=1)
-        device = generator_device(generator, torch.device("cpu"))
-        return self._sample(n, generator, device).to(torch.float32)
+    def _constant(self, name: str, value: object) -> None:
+        """Register a constant of the density: a float32 buffer (not saved: nothing is
+        fitted), rebuilt from its exact Python value whenever the density is converted."""
+        self._exact[name] = value
+        self.register_buffer(name, torch.tensor(value, dtype=torch.float32), persistent=False)
+
+    def _apply(self, fn: object, recurse: bool = True) -> ToyDensity:
+        # .double() would only widen the float32 constants; rebuild them from their exact
+        # values so that a float64 density is exact to float64 precision
+        super()._apply(fn, recurse)
+        for name, value in self._exact.items():
+            old = self._buffers[name]
+            self._buffers[name] = torch.tensor(value, dtype=old.dtype, device=old.device)
+        return self
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-density :math:`\\log p(x)` in nats of each row of ``x``.
+        """Log-density :math:`\\log p(x)` in nats of each row of ``x`` ``[n, 2]``.
 
         Arguments:
-            x: points, tensor or array of shape ``[n, 2]`` (no NaN).
+            x: points, tensor or array of shape ``[n, 2]`` (no NaN); moved to the density's
+                device and dtype.
 
         Returns:
-            tensor ``[n]`` with the dtype of ``x`` (float32 for integer input) on its device;
-            ``-inf`` outside the support.
+            tensor ``[n]`` in the density's dtype, on its device; ``-inf`` outside the
+            support.
 
         Raises:
             NotImplementedError: when the density has no exact log-density.
         """
-        x = as_float_tensor(x, "x", ndim=2)
-        if x.shape[1] != 2:
-            raise ValueError(f"x must have shape [n, 2] (points in the plane), "
-                             f"got shape {tuple(x.shape)}")
         if not self.has_exact_log_prob:
             raise NotImplementedError(f"{self.name} has no exact log-density")
-        if x.device.type == "mps":  # Apple GPUs have no float64: evaluate on the CPU
-            return self._log_prob(x.cpu().to(torch.float64)).to(x.dtype).to(x.device)
-        # float64 inside: log-densities of far-away points and grid sums stay accurate
-        return self._log_prob(x.to(torch.float64)).to(x.dtype)
+        return super().log_prob(x)
 
     def entropy(self, n: int = 100_000, generator: torch.Generator | None = None) -> float:
         r"""Monte Carlo estimate of the entropy :math:`H(p) = -E_{x \sim p}[\log p(x)]` (nats).
@@ -520,19 +519,10 @@ class ToyDensity:
             >>> round(toy_density("checkerboard").entropy(1000), 6)  # log 8: p is constant
             2.079442
         """
-        x = self.sample(n, generator)
-        return float(-self.log_prob(x.to(torch.float64)).mean())
+        return float(-self.log_prob(self.sample(n, generator)).mean())
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-    # -- to implement -------------------------------------------------------------------
-    def _sample(self, n: int, generator: torch.Generator | None,
-                device: torch.device) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    def extra_repr(self) -> str:
+        return ""
 
 
 class EightGaussians(ToyDensity):
@@ -556,21 +546,20 @@ class EightGaussians(ToyDensity):
     radius = 2.0
     std = 0.2
 
-    def _means(self, device: torch.device | None = None) -> torch.Tensor:
-        angle = torch.arange(8, dtype=torch.float64, device=device) * (2 * math.pi / 8)
-        return self.radius * torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
+    def __init__(self) -> None:
+        super().__init__()
+        angle = [2 * math.pi * k / 8 for k in range(8)]
+        self._constant("means", [[self.radius * math.cos(a), self.radius * math.sin(a)]
+                                 for a in angle])
 
-    def _sample(self, n: int, generator: torch.Generator | None,
-                device: torch.device) -> torch.Tensor:
-        k = torch.randint(0, 8, (n,), generator=generator, device=device)
-        noise = torch.randn(n, 2, generator=generator, device=device, dtype=torch.float64)
-        return self._means(device)[k] + self.std * noise
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        k = randint(8, (n,), generator, device=self.device)
+        noise = randn((n, 2), generator, device=self.device, dtype=self.dtype)
+        return self.means[k] + self.std * noise
 
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        means = self._means(x.device)
         log_w = torch.full((8,), -math.log(8.0), dtype=x.dtype, device=x.device)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device)
-        return _gaussian_mixture_log_prob(x, means, log_w, std)
+        return _gaussian_mixture_log_prob(x, self.means, log_w, self.std)
 
 
 class Rings(ToyDensity):
@@ -598,22 +587,24 @@ class Rings(ToyDensity):
     radii = (1.0, 2.0, 3.0)
     width = 0.1
 
-    def _params(self, device: torch.device | None) -> tuple[torch.Tensor, ...]:
-        r = torch.tensor(self.radii, dtype=torch.float64, device=device)
+    def __init__(self) -> None:
+        super().__init__()
+        self._constant("radius", self.radii)
+
+    def _params(self) -> tuple[torch.Tensor, ...]:
+        r = self.radius
         return r, torch.log(r / r.sum()), self.width / r  # radii, log-weights, scales s_k
 
-    def _sample(self, n: int, generator: torch.Generator | None,
-                device: torch.device) -> torch.Tensor:
-        r, log_w, s = self._params(device)
-        k = torch.multinomial(log_w.exp(), n, replacement=True, generator=generator)
-        eps = torch.randn(n, generator=generator, device=device, dtype=torch.float64)
-        theta = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        r, log_w, s = self._params()
+        k = multinomial(log_w.exp(), n, generator)
+        eps = randn((n,), generator, device=self.device, dtype=self.dtype)
+        theta = 2 * math.pi * rand((n,), generator, device=self.device, dtype=self.dtype)
         radius = r[k] * torch.exp(s[k] * eps)
-        theta = 2 * math.pi * theta
         return radius[:, None] * torch.stack([torch.cos(theta), torch.sin(theta)], dim=1)
 
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        r, log_w, s = self._params(x.device)
+        r, log_w, s = self._params()
         rad = torch.linalg.vector_norm(x, dim=1)
         safe = rad.clamp_min(torch.finfo(x.dtype).tiny)  # origin handled below
         log_rad = torch.log(safe)[:, None]
@@ -651,38 +642,31 @@ class TwoMoons(ToyDensity):
     panels = 8
     nodes_per_panel = 16
 
-    @staticmethod
-    def _centre(moon: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """Noise-free point of moon 0 or 1 at angle theta (shapes broadcast)."""
-        sign = 1.0 - 2.0 * moon.to(theta.dtype)  # +1 for the upper moon, -1 for the lower
-        return sign[..., None] * torch.stack(
-            [torch.cos(theta) - 0.5, torch.sin(theta) - 0.25], dim=-1)
-
-    @functools.cached_property
-    def _quadrature(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixture means [256, 2] and log-weights [256] from Gauss-Legendre on [0, pi]."""
+    def __init__(self) -> None:
+        super().__init__()
+        # mixture means [256, 2] and log-weights [256] from Gauss-Legendre on [0, pi]
         t, w = np.polynomial.legendre.leggauss(self.nodes_per_panel)
         edges = np.linspace(0.0, np.pi, self.panels + 1)
         half = np.diff(edges)[:, None] / 2
         theta = (edges[:-1, None] + half * (t[None, :] + 1)).ravel()
         weight = (half * w[None, :]).ravel() / np.pi  # sums to 1 over one moon
-        theta_t = torch.from_numpy(np.concatenate([theta, theta]))
-        moon = torch.cat([torch.zeros(len(theta)), torch.ones(len(theta))])
-        means = self._centre(moon, theta_t)
-        log_w = torch.from_numpy(np.log(np.concatenate([weight, weight]) / 2))
-        return means, log_w
+        sign = np.repeat([1.0, -1.0], len(theta))[:, None]  # upper moon, then lower moon
+        theta = np.concatenate([theta, theta])
+        means = sign * np.stack([np.cos(theta) - 0.5, np.sin(theta) - 0.25], axis=1)
+        self._constant("quadrature_means", means.tolist())
+        self._constant("quadrature_log_weights", np.log(np.tile(weight, 2) / 2).tolist())
 
-    def _sample(self, n: int, generator: torch.Generator | None,
-                device: torch.device) -> torch.Tensor:
-        moon = torch.randint(0, 2, (n,), generator=generator, device=device)
-        theta = math.pi * torch.rand(n, generator=generator, device=device, dtype=torch.float64)
-        noise = torch.randn(n, 2, generator=generator, device=device, dtype=torch.float64)
-        return self._centre(moon, theta) + self.std * noise
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        like = dict(device=self.device, dtype=self.dtype)
+        sign = 1.0 - 2.0 * randint(2, (n,), generator, device=self.device).to(self.dtype)
+        theta = math.pi * rand((n,), generator, **like)
+        noise = randn((n, 2), generator, **like)
+        centre = torch.stack([torch.cos(theta) - 0.5, torch.sin(theta) - 0.25], dim=1)
+        return sign[:, None] * centre + self.std * noise
 
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        means, log_w = self._quadrature
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device)
-        return _gaussian_mixture_log_prob(x, means.to(x.device), log_w.to(x.device), std)
+        return _gaussian_mixture_log_prob(x, self.quadrature_means,
+                                          self.quadrature_log_weights, self.std)
 
 
 class Checkerboard(ToyDensity):
@@ -701,16 +685,18 @@ class Checkerboard(ToyDensity):
     name = "checkerboard"
     bounds = (-2.0, 2.0, -2.0, 2.0)
 
-    def _sample(self, n: int, generator: torch.Generator | None,
-                device: torch.device) -> torch.Tensor:
-        square = torch.randint(0, 8, (n,), generator=generator, device=device)
-        # Dark squares: row j in -2..1, and in each row the 2 columns i with i + j even.
-        j = square // 2 - 2
-        i = 2 * (square % 2) - 2 + (j % 2)
-        # u < 1 - 2^-23 keeps i + u inside its cell after the cast to float32 (a u closer
-        # to 1 would round up onto the next, light, square, where the density is 0)
-        u = torch.rand(n, 2, generator=generator, device=device, dtype=torch.float64)
-        return torch.stack([i, j], dim=1).to(torch.float64) + u.clamp_max(1 - 2**-23)
+    def __init__(self) -> None:
+        super().__init__()
+        # lower-left corners (i, j) of the dark squares: i + j even
+        self._constant("corners", [[i, j] for j in range(-2, 2) for i in range(-2, 2)
+                                   if (i + j) % 2 == 0])
+
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        square = randint(8, (n,), generator, device=self.device)
+        # u < 1 - 2^-23 keeps i + u inside its cell in float32 (a u closer to 1 would
+        # round up onto the next, light, square, where the density is 0)
+        u = rand((n, 2), generator, device=self.device, dtype=self.dtype)
+        return self.corners[square] + u.clamp_max(1 - 2**-23)
 
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         inside = ((x >= -2) & (x < 2)).all(dim=1)
@@ -737,8 +723,9 @@ def toy_density(name: str) -> ToyDensity:
             ``"checkerboard"`` (the keys of :data:`TOY_DENSITIES`).
 
     Returns:
-        A :class:`ToyDensity` with ``sample(n, generator=None) -> [n, 2]``,
-        ``log_prob(x) -> [n]``, ``entropy()``, ``bounds`` and ``has_exact_log_prob``.
+        A :class:`ToyDensity` (a :class:`~dgm_lab.model.DensityModel`, float32 on the CPU)
+        with ``sample(n, generator=None) -> [n, 2]``, ``log_prob(x) -> [n]``, ``entropy()``,
+        ``bounds`` and ``has_exact_log_prob``.
 
     Example:
         >>> d = toy_density("two_moons")

@@ -27,9 +27,14 @@ chapter 2 of the book, from the most rigid model to the most flexible one:
    posterior responsibilities (E) and weighted maximum likelihood (M) (Dempster, Laird and
    Rubin, 1977).
 
-Every model is an ``nn.Module`` whose ``log_prob(x)`` returns natural-log densities of shape
-``[n]`` and whose ``sample(n)`` returns ``[n, D]``. Tensors stay on the device (and dtype) of the
-data they were fitted on, so the same code runs on a GPU.
+Every model is a :class:`dgm_lab.model.DensityModel`: ``log_prob(x)`` returns the marginal
+natural-log density ``[n]`` and ``sample(n, generator=None)`` returns ``[n, D]``; fitted state
+is held in buffers with a trailing underscore (``mean_``, ``counts_``, ``means_``) and
+reloads from ``state_dict()`` into a fresh model. A model computes on the device and in the
+dtype of the data it was fitted on (``model.to(device)`` moves it), so the same code runs on
+a GPU. Far from the origin float32 has few digits left for the data's spread (at
+:math:`10^6` the spacing of float32 numbers is 0.06), so the estimators work in coordinates
+centred on the training data and keep that shift (``shift_``) with their parameters.
 
 References:
     R. A. Fisher (1922). On the mathematical foundations of theoretical statistics.
@@ -51,17 +56,18 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from dgm_lab._validation import (
     as_float_tensor,
+    check_choice,
     check_int,
     check_non_negative,
     check_positive,
     check_same_width,
     check_seed,
-    generator_device,
+    check_symmetric,
 )
+from dgm_lab.model import DensityModel, multinomial, rand, randint, randn
 
 __all__ = [
     "ConvergenceWarning",
@@ -149,6 +155,19 @@ def _centred(x: torch.Tensor, data: torch.Tensor) -> tuple[torch.Tensor, torch.T
 # 1. maximum likelihood for a parametric model
 # --------------------------------------------------------------------------------------
 
+def _gaussian_ml(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(shift, mean - shift, covariance)``: the ML Gaussian of ``x`` in two passes.
+
+    ``shift`` is the plain float mean, close to the data; subtracting it is exact for points
+    near it, so the second pass sums small numbers and keeps every digit (in float32 at
+    :math:`10^6` the one-pass mean alone is off by tenths of a unit).
+    """
+    shift = x.mean(0)
+    mean = (x - shift).mean(0)
+    centred = x - shift - mean
+    return shift, mean, centred.T @ centred / len(x)
+
+
 def fit_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Maximum-likelihood mean and covariance of a Gaussian, in closed form.
 
@@ -157,7 +176,9 @@ def fit_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     .. math:: \hat\mu = \frac1m \sum_k x_k, \qquad
               \hat\Sigma = \frac1m \sum_k (x_k - \hat\mu)(x_k - \hat\mu)^\top .
 
-    Note the :math:`1/m` (the ML estimate), not the unbiased :math:`1/(m-1)`.
+    Note the :math:`1/m` (the ML estimate), not the unbiased :math:`1/(m-1)`. Both sums are
+    taken after subtracting a rough mean (two passes), which keeps float32 accurate for data
+    far from the origin.
 
     Arguments:
         x: data ``[m, D]`` (or ``[m]`` for 1-D data).
@@ -171,13 +192,11 @@ def fit_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Example:
         >>> mean, cov = fit_gaussian(torch.randn(500, 2))
     """
-    x = _as_points(x, "x")
-    mean = x.mean(0)
-    centred = x - mean
-    return mean, centred.T @ centred / len(x)
+    shift, mean, cov = _gaussian_ml(_as_points(x, "x"))
+    return shift + mean, cov
 
 
-class Gaussian(nn.Module):
+class Gaussian(DensityModel):
     r"""A multivariate Gaussian :math:`\mathcal N(\mu, \Sigma)` with full covariance.
 
     Build it from parameters, ``Gaussian(mean, covariance)``, or fit it by maximum likelihood,
@@ -187,9 +206,23 @@ class Gaussian(nn.Module):
     .. math:: \log \mathcal N(x) = -\tfrac12 \|L^{-1}(x - \mu)\|^2 - \sum_i \log L_{ii}
               - \tfrac D2 \log 2\pi .
 
+    The mean is stored as ``shift_ + centred_mean_``: a rough mean of the training data
+    and the small rest. Far from the origin float32 cannot hold :math:`\mu` itself to the
+    precision a narrow direction of :math:`\Sigma` needs (at :math:`10^6` its numbers are
+    0.06 apart), but it holds the rest exactly enough, and :math:`x - \text{shift}` is exact
+    for points near the data.
+
     Arguments:
         mean: ``[D]``, optional.
         covariance: ``[D, D]`` symmetric positive definite, optional (given with ``mean``).
+
+    Attributes (once fitted):
+        mean_: ``[D]`` (a property: ``shift_ + centred_mean_``; assigning it keeps
+        ``shift_``, the given mean on a model that has none); covariance_: ``[D, D]``;
+        scale_tril_: ``[D, D]`` its Cholesky factor :math:`L`.
+
+    References:
+        R. A. Fisher (1922). On the mathematical foundations of theoretical statistics.
 
     Example:
         >>> model = Gaussian().fit(torch.randn(1000, 3))
@@ -200,28 +233,45 @@ class Gaussian(nn.Module):
     def __init__(self, mean: torch.Tensor | None = None,
                  covariance: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.register_buffer("mean", None)
-        self.register_buffer("covariance", None)
-        self.register_buffer("scale_tril", None)
+        for name in ("shift_", "centred_mean_", "covariance_", "scale_tril_"):
+            self.register_buffer(name, None)
         if (mean is None) != (covariance is None):
             raise ValueError("give both mean and covariance, or neither (then call fit)")
         if mean is not None:
-            self._set(as_float_tensor(mean, "mean", ndim=1),
+            mean = as_float_tensor(mean, "mean", ndim=1)
+            self._set(mean, torch.zeros_like(mean),
                       as_float_tensor(covariance, "covariance", ndim=2))
 
-    def _set(self, mean: torch.Tensor, covariance: torch.Tensor) -> None:
-        d = mean.shape[0]
+    @property
+    def event_shape(self) -> torch.Size:
+        self._require_fitted()
+        return self.shift_.shape
+
+    @property
+    def mean_(self) -> torch.Tensor:
+        r"""The mean :math:`\mu`, ``[D]`` (``shift_ + centred_mean_``)."""
+        self._require_fitted()
+        return self.shift_ + self.centred_mean_
+
+    @mean_.setter
+    def mean_(self, mean: torch.Tensor) -> None:
+        if self.shift_ is None:
+            self.shift_ = mean
+        self.centred_mean_ = mean - self.shift_
+
+    def _set(self, shift: torch.Tensor, centred_mean: torch.Tensor,
+             covariance: torch.Tensor) -> None:
+        d = shift.shape[0]
         if covariance.shape != (d, d):
             raise ValueError(f"covariance must have shape [{d}, {d}] to match mean, "
                              f"got {tuple(covariance.shape)}")
-        covariance = covariance.to(mean)  # dtype and device of the mean
-        if not torch.allclose(covariance, covariance.T, rtol=1e-5, atol=1e-8):
-            raise ValueError("covariance must be symmetric")
+        covariance = check_symmetric(covariance.to(shift), "covariance")  # dtype/device of mean
         scale_tril, info = torch.linalg.cholesky_ex(covariance)
         if info.item() != 0:
             raise ValueError("covariance is not positive definite (a direction with zero "
                              "variance?); add a small reg_covar to its diagonal")
-        self.mean, self.covariance, self.scale_tril = mean, covariance, scale_tril
+        self.shift_, self.centred_mean_ = shift, centred_mean
+        self.covariance_, self.scale_tril_ = covariance, scale_tril
 
     def fit(self, x: torch.Tensor, *, reg_covar: float = 0.0) -> Gaussian:
         """Set the parameters to their maximum-likelihood values on ``x`` ``[m, D]``.
@@ -238,40 +288,28 @@ class Gaussian(nn.Module):
         if len(x) < 2:
             raise ValueError("x needs at least 2 points to estimate a covariance")
         reg_covar = check_non_negative(reg_covar, "reg_covar")
-        mean, cov = fit_gaussian(x)
+        shift, mean, cov = _gaussian_ml(x)  # as fit_gaussian, keeping the two parts of the mean
         cov = cov + reg_covar * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        self._set(mean, cov)
+        self._set(shift, mean, cov)
         return self
 
-    def _check_fitted(self) -> None:
-        if self.mean is None:
-            raise RuntimeError("this Gaussian has no parameters yet: call fit(x) first")
-
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-density (nats) of each row of ``x`` ``[n, D]``; returns ``[n]``."""
-        self._check_fitted()
-        x = _as_points(x, "x", like=self.mean.unsqueeze(0))
-        diff = (x - self.mean).T  # [D, n]
-        z = torch.linalg.solve_triangular(self.scale_tril, diff, upper=False)
-        half_log_det = self.scale_tril.diagonal().log().sum()
+    def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        diff = ((x - self.shift_) - self.centred_mean_).T  # [D, n]
+        z = torch.linalg.solve_triangular(self.scale_tril_, diff, upper=False)
+        half_log_det = self.scale_tril_.diagonal().log().sum()
         return -0.5 * z.square().sum(0) - half_log_det - 0.5 * x.shape[1] * _LOG_2PI
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        r"""Draw ``n`` samples ``[n, D]`` as :math:`\mu + L \epsilon`, with :math:`\epsilon`
-        standard normal."""
-        self._check_fitted()
-        n = check_int(n, "n")
-        dev = generator_device(generator, self.mean.device)
-        eps = torch.randn(n, self.mean.shape[0], generator=generator, device=dev,
-                          dtype=self.mean.dtype).to(self.mean.device)
-        return self.mean + eps @ self.scale_tril.T
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        r"""Draw :math:`\mu + L \epsilon`, with :math:`\epsilon` standard normal."""
+        eps = randn((n, self.shift_.shape[0]), generator, device=self.device, dtype=self.dtype)
+        return self.shift_ + (self.centred_mean_ + eps @ self.scale_tril_.T)
 
 
 # --------------------------------------------------------------------------------------
 # 2. histogram
 # --------------------------------------------------------------------------------------
 
-class Histogram(nn.Module):
+class Histogram(DensityModel):
     r"""Histogram density with cubic cells of width ``bin_width`` aligned on ``origin``.
 
     Cell :math:`j` (a multi-index in :math:`D` dimensions) is
@@ -287,15 +325,32 @@ class Histogram(nn.Module):
     :math:`(\text{range}/h)^D` cells: fine in 1-D or 2-D, hopeless in 64-D (the curse of
     dimensionality), where :meth:`fit` refuses with an explanation.
 
+    Cell indices are computed relative to ``shift_`` (the training mean), whose own cell
+    offset :math:`(\text{shift} - x_0)/h = K + f` (integer :math:`K`, fraction :math:`f`) is
+    worked out exactly in Python: :math:`\lfloor (x - x_0)/h \rfloor
+    = K + \lfloor (x - \text{shift})/h + f \rfloor` then involves only small numbers, and
+    float32 keeps both the cell of a point and the position of a sample inside its cell
+    accurate far from the origin.
+
     Arguments:
         bin_width: the cell width :math:`h > 0`.
         origin: the grid origin :math:`x_0` (a scalar, shared by all coordinates).
         max_cells: refuse grids with more cells than this.
 
+    Attributes (once fitted):
+        counts_: ``[n_1, ..., n_D]`` points per cell, on the grid spanning the data;
+        low_: ``[D]`` (int64) the index :math:`j` of the grid's first cell;
+        shift_: ``[D]`` the training mean; n_samples_: the number :math:`m` of points.
+
+    References:
+        B. W. Silverman (1986). Density Estimation for Statistics and Data Analysis, §2.2.
+
     Example:
         >>> hist = Histogram(bin_width=0.5).fit(torch.randn(1000))
         >>> hist.log_prob(torch.tensor([0.1, 10.0]))  # second point is outside: -inf
     """
+
+    _extra_fitted = ("n_samples_",)
 
     def __init__(self, bin_width: float, origin: float = 0.0, *, max_cells: int = 10**7) -> None:
         super().__init__()
@@ -306,20 +361,44 @@ class Histogram(nn.Module):
             raise ValueError(f"origin must be finite, got {origin}")
         self.origin = float(origin)
         self.max_cells = check_int(max_cells, "max_cells")
-        self.register_buffer("counts", None)
-        self.register_buffer("low", None)
-        self.n_samples = 0
+        for name in ("counts_", "low_", "shift_"):
+            self.register_buffer(name, None)
+        self.n_samples_ = 0
 
-    def _cells(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.floor((x - self.origin) / self.bin_width).long()
+    @property
+    def event_shape(self) -> torch.Size:
+        self._require_fitted()
+        return self.shift_.shape
+
+    def _grid_offset(self, shift: torch.Tensor) -> tuple[list[int], list[float]]:
+        """``(K, f)`` per coordinate with ``(shift - origin) / h = K + f``, in Python floats."""
+        q = [(c - self.origin) / self.bin_width for c in shift.tolist()]
+        whole = [math.floor(v) for v in q]
+        return whole, [v - k for v, k in zip(q, whole, strict=True)]
+
+    def _cells(self, x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """Global cell index ``[n, D]`` (int64) of every row of ``x``."""
+        whole, frac = self._grid_offset(shift)
+        f = torch.tensor(frac, dtype=x.dtype, device=x.device)
+        local = torch.floor((x - shift) / self.bin_width + f).long()
+        return local + torch.tensor(whole, dtype=torch.long, device=x.device)
+
+    @staticmethod
+    def _flat_index(offsets: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+        # an elementwise product and a sum: CUDA has no integer matrix-vector product
+        strides = [math.prod(shape[i + 1:]) for i in range(len(shape))]
+        return (offsets * torch.tensor(strides, dtype=torch.long, device=offsets.device)).sum(1)
 
     def fit(self, x: torch.Tensor) -> Histogram:
         """Count the points of ``x`` ``[m, D]`` (or ``[m]``) in each cell; returns ``self``."""
         x = _as_points(x, "x")
-        if ((x - self.origin).abs().amax() / self.bin_width).item() >= 2**62:
+        shift = x.mean(0)
+        reach = ((x - shift).abs().amax().item()
+                 + max(abs(c - self.origin) for c in shift.tolist())) / self.bin_width
+        if not reach < 2**62:
             raise ValueError(f"bin_width={self.bin_width} is far too small for data reaching "
                              f"{x.abs().amax().item():.3g}: cell indices would overflow")
-        cells = self._cells(x)
+        cells = self._cells(x, shift)
         low, high = cells.min(0).values, cells.max(0).values
         shape = (high - low + 1).tolist()
         n_cells = math.prod(shape)
@@ -330,59 +409,48 @@ class Histogram(nn.Module):
                 "the number of cells grows like "
                 f"(range / h)^D, so histograms are impractical in {x.shape[1]} dimensions; "
                 "use a larger bin_width or a kernel density estimate")
-        flat = self._flat_index(cells - low, shape)
-        counts = torch.bincount(flat, minlength=n_cells).reshape(shape)
-        self.counts, self.low, self.n_samples = counts.to(x.dtype), low, len(x)
+        counts = torch.bincount(self._flat_index(cells - low, shape), minlength=n_cells)
+        self.counts_, self.low_, self.shift_ = counts.reshape(shape).to(x.dtype), low, shift
+        self.n_samples_ = len(x)
         return self
-
-    @staticmethod
-    def _flat_index(offsets: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-        strides = [math.prod(shape[i + 1:]) for i in range(len(shape))]
-        return offsets @ torch.tensor(strides, dtype=torch.long, device=offsets.device)
-
-    def _check_fitted(self) -> None:
-        if self.counts is None:
-            raise RuntimeError("this Histogram has not been fitted: call fit(x) first")
 
     @property
     def density(self) -> torch.Tensor:
         """The density value of every cell, on the grid spanning the data."""
-        self._check_fitted()
-        return self.counts / (self.n_samples * self.bin_width ** self.counts.dim())
+        self._require_fitted()
+        return self.counts_ / (self.n_samples_ * self.bin_width ** self.counts_.dim())
 
     @property
     def edges(self) -> list[torch.Tensor]:
         """Cell edges along each axis (one tensor of ``shape[i] + 1`` edges per axis)."""
-        self._check_fitted()
-        return [self.origin + self.bin_width * torch.arange(
-                    int(lo), int(lo) + size + 1, dtype=self.counts.dtype,
-                    device=self.counts.device)
-                for lo, size in zip(self.low.tolist(), self.counts.shape, strict=True)]
+        self._require_fitted()
+        whole, frac = self._grid_offset(self.shift_)
+        out = []
+        for i, size in enumerate(self.counts_.shape):
+            first = int(self.low_[i]) - whole[i]  # index of the first edge relative to shift_
+            steps = torch.arange(first, first + size + 1, dtype=self.dtype, device=self.device)
+            out.append(self.shift_[i] + self.bin_width * (steps - frac[i]))
+        return out
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         r"""Log-density ``[n]`` of the rows of ``x``; :math:`-\infty` in empty cells."""
-        self._check_fitted()
-        x = _as_points(x, "x").to(self.counts)
-        check_same_width(x, self.counts.dim(), "x")
-        offsets = self._cells(x) - self.low
-        shape = list(self.counts.shape)
+        offsets = self._cells(x, self.shift_) - self.low_
+        shape = list(self.counts_.shape)
         inside = ((offsets >= 0) & (offsets < torch.tensor(shape, device=x.device))).all(1)
-        flat = self._flat_index(offsets.clamp_min(0), shape).clamp_max(self.counts.numel() - 1)
-        counts = torch.where(inside, self.counts.reshape(-1)[flat], torch.zeros_like(x[:, 0]))
-        return counts.log() - math.log(self.n_samples) - x.shape[1] * math.log(self.bin_width)
+        flat = self._flat_index(offsets.clamp_min(0), shape).clamp_max(self.counts_.numel() - 1)
+        counts = torch.where(inside, self.counts_.reshape(-1)[flat], torch.zeros_like(x[:, 0]))
+        return counts.log() - math.log(self.n_samples_) - x.shape[1] * math.log(self.bin_width)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` points ``[n, D]``: a cell with probability count/m, then uniform in it."""
-        self._check_fitted()
-        n = check_int(n, "n")
-        dev = generator_device(generator, self.counts.device)
-        flat = torch.multinomial(self.counts.reshape(-1).to(dev), n, replacement=True,
-                                 generator=generator)
-        offsets = torch.stack(torch.unravel_index(flat, tuple(self.counts.shape)), 1)
-        u = torch.rand(n, self.counts.dim(), generator=generator, device=dev,
-                       dtype=self.counts.dtype)
-        cells = (offsets + self.low.to(dev)).to(self.counts.dtype)
-        return (self.origin + self.bin_width * (cells + u)).to(self.counts.device)
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Draw a cell with probability count/m, then a point uniformly inside it."""
+        flat = multinomial(self.counts_.reshape(-1), n, generator)
+        offsets = torch.stack(torch.unravel_index(flat, tuple(self.counts_.shape)), 1)
+        u = rand((n, self.counts_.dim()), generator, device=self.device, dtype=self.dtype)
+        whole, frac = self._grid_offset(self.shift_)
+        # cell index relative to shift_'s cell: small numbers, so u keeps all its digits
+        local = offsets + (self.low_ - torch.tensor(whole, device=self.device))
+        f = torch.tensor(frac, dtype=self.dtype, device=self.device)
+        return self.shift_ + self.bin_width * (local.to(self.dtype) + u - f)
 
 
 # --------------------------------------------------------------------------------------
@@ -420,7 +488,13 @@ def naive_window_log_prob(x: torch.Tensor, data: torch.Tensor, bandwidth: float,
     data = _as_points(data, "data")
     x = _as_points(x, "x", like=data)
     h = check_positive(bandwidth, "bandwidth")
-    rows, _ = _blocks(len(x), len(data), _check_batch_size(batch_size))
+    return _box_log_prob(x, data, h, _check_batch_size(batch_size))
+
+
+def _box_log_prob(x: torch.Tensor, data: torch.Tensor, h: float,
+                  batch_size: int | None) -> torch.Tensor:
+    """:func:`naive_window_log_prob` on checked tensors."""
+    rows, _ = _blocks(len(x), len(data), batch_size)
     counts = torch.cat([
         (torch.cdist(xb, data, p=math.inf) <= h / 2).sum(1) for xb in x.split(rows)])
     return counts.to(x.dtype).log() - math.log(len(data)) - data.shape[1] * math.log(h)
@@ -448,43 +522,50 @@ def _gaussian_log_sums(x: torch.Tensor, data: torch.Tensor, h: float,
                        batch_size: int | None) -> torch.Tensor:
     r""":math:`\log \sum_k \exp(-\|x - x_k\|^2 / 2h^2)` for every query, ``[n]``.
 
-    Expanding the square, :math:`-\|x - x_k\|^2 / 2h^2 = x^\top x_k / h^2 - \|x_k\|^2 / 2h^2
-    - \|x\|^2 / 2h^2`, is one inner product of two augmented vectors,
-    :math:`[x/h^2, 1, -\|x\|^2/2h^2] \cdot [x_k, -\|x_k\|^2/2h^2, 1]`. So a block of exponents
-    is a single matrix product: no ``[n, m, D]`` tensor, and the fastest kernel on both CPU
-    and GPU. Every exponent is <= 0 (up to rounding), so ``exp`` cannot overflow and the
-    plain sum is safe unless *all* terms underflow (a query far from every point). Those
-    rows (see :func:`_exp_limits`) are redone with the max-shifted log-sum-exp,
-    :math:`\log\sum_k e^{a_k} = a^* + \log\sum_k e^{a_k - a^*}`. Queries come in blocks and,
-    for a huge ``data``, so do the centres, which keeps memory bounded.
+    In units of the bandwidth, :math:`u = x/h` and :math:`v_k = x_k/h`, the exponent is
+    :math:`-\tfrac12\|u - v_k\|^2 = u^\top v_k - \tfrac12\|v_k\|^2 - \tfrac12\|u\|^2`: one
+    inner product of two augmented vectors, :math:`[u, 1, -\|u\|^2/2] \cdot
+    [v_k, -\|v_k\|^2/2, 1]`. So a block of exponents is a single matrix product: no
+    ``[n, m, D]`` tensor, and the fastest kernel on both CPU and GPU. Every exponent is
+    :math:`\le 0`; rounding can push one slightly above, so they are clamped at 0 and
+    ``exp`` cannot overflow. The plain sum is then safe unless *all* terms underflow (a query
+    far from every point): those rows (see :func:`_exp_limits`) are redone with the
+    max-shifted log-sum-exp, :math:`\log\sum_k e^{a_k} = a^* + \log\sum_k e^{a_k - a^*}`.
+    Queries come in blocks and, for a huge ``data``, so do the centres, which keeps memory
+    bounded. Dividing by :math:`h` rather than multiplying by :math:`1/h^2` keeps every
+    bandwidth representable: a huge :math:`h` gives exponents of 0 (the right answer),
+    and only a bandwidth so small that :math:`\|x/h\|^2` overflows the dtype is refused.
     """
-    # Centring keeps ||x||^2 small, which limits the rounding error of the expanded square.
+    # Centring keeps ||u||^2 small, which limits the rounding error of the expanded square.
     x, data = _centred(x, data)
-    if h * h == 0.0:
-        raise ValueError(f"bandwidth={h} is too small: h^2 underflows to 0")
-    scale = 1.0 / h**2
-    xa = torch.cat([x * scale, torch.ones_like(x[:, :1]),
-                    (-0.5 * scale) * x.square().sum(1, keepdim=True)], 1)
-    da = torch.cat([data, (-0.5 * scale) * data.square().sum(1, keepdim=True),
-                    torch.ones_like(data[:, :1])], 1)
+    u, v = x / h, data / h
+    u_sq, v_sq = u.square().sum(1, keepdim=True), v.square().sum(1, keepdim=True)
+    limit = torch.finfo(x.dtype).max / 4
+    if not (u_sq.max().item() < limit and v_sq.max().item() < limit):
+        raise ValueError(f"bandwidth={h:.3g} is too small for this data in {x.dtype}: the "
+                         "squared distances in units of the bandwidth overflow; use a larger "
+                         "bandwidth (or float64 data)")
+    xa = torch.cat([u, torch.ones_like(u[:, :1]), -0.5 * u_sq], 1)
+    da = torch.cat([v, -0.5 * v_sq, torch.ones_like(v[:, :1])], 1)
     rows, cols = _blocks(len(x), len(data), batch_size)
     chunks = da.split(cols)
     if torch.is_grad_enabled() and (x.requires_grad or data.requires_grad):
         # autograd path: out-of-place, always max-shifted
-        return torch.cat([torch.logsumexp(torch.cat([xb @ c.T for c in chunks], 1), 1)
+        return torch.cat([torch.logsumexp(torch.cat([xb @ c.T for c in chunks], 1)
+                                          .clamp(max=0.0), 1)
                           for xb in xa.split(rows)])
     clamp, floor = _exp_limits(x.dtype)
     floor = math.exp(floor)
     out = torch.empty(len(x), dtype=x.dtype, device=x.device)
     for start in range(0, len(x), rows):
         xb = xa[start:start + rows]
-        total = sum(torch.mm(xb, c.T).clamp_min_(clamp).exp_().sum(1) for c in chunks)
+        total = sum(torch.mm(xb, c.T).clamp_(clamp, 0.0).exp_().sum(1) for c in chunks)
         out[start:start + len(xb)] = total.log()
         low = (total < floor).nonzero().squeeze(1)
         if len(low):
             redo = None
             for c in chunks:
-                lse = _logsumexp_rows(torch.mm(xb[low], c.T))
+                lse = _logsumexp_rows(torch.mm(xb[low], c.T).clamp_max_(0.0))
                 redo = lse if redo is None else torch.logaddexp(redo, lse)
             out[start + low] = redo
     return out
@@ -530,9 +611,15 @@ def kde_log_prob(x: torch.Tensor, data: torch.Tensor, bandwidth: float, *,
     data = _as_points(data, "data")
     x = _as_points(x, "x", like=data)
     h = check_positive(bandwidth, "bandwidth")
+    return _kde_log_prob(x, data, h, _check_batch_size(batch_size))
+
+
+def _kde_log_prob(x: torch.Tensor, data: torch.Tensor, h: float,
+                  batch_size: int | None) -> torch.Tensor:
+    """:func:`kde_log_prob` on checked tensors."""
     m, d = data.shape
     const = math.log(m) + 0.5 * d * (_LOG_2PI + 2 * math.log(h))
-    return _gaussian_log_sums(x, data, h, _check_batch_size(batch_size)) - const
+    return _gaussian_log_sums(x, data, h, batch_size) - const
 
 
 def select_bandwidth(train: torch.Tensor, val: torch.Tensor, candidates: Sequence[float], *,
@@ -565,8 +652,7 @@ def select_bandwidth(train: torch.Tensor, val: torch.Tensor, candidates: Sequenc
         raise ValueError("candidates is empty: give at least one bandwidth")
     batch_size = _check_batch_size(batch_size)
     with torch.no_grad():
-        scores = torch.stack([kde_log_prob(val, train, h, batch_size=batch_size).mean()
-                              for h in hs])
+        scores = torch.stack([_kde_log_prob(val, train, h, batch_size).mean() for h in hs])
     return hs[int(scores.argmax())], scores
 
 
@@ -598,23 +684,25 @@ def rule_of_thumb_bandwidth(data: torch.Tensor, rule: str = "scott") -> float:
     m, d = data.shape
     if m < 2:
         raise ValueError("data needs at least 2 points to measure its spread")
-    if rule not in ("scott", "silverman"):
-        raise ValueError(f"rule must be 'scott' or 'silverman', got {rule!r}")
-    sigma = data.double().var(0, unbiased=True).mean().sqrt().item()
+    check_choice(rule, "rule", ("scott", "silverman"))
+    # in the data's own dtype: Apple GPUs have no float64, and torch.var is a two-pass
+    # (centred) computation, accurate in float32 too
+    sigma = data.var(0, unbiased=True).mean().sqrt().item()
     if sigma == 0:
         raise ValueError("data has zero variance: every point is the same")
     factor = m ** (-1 / (d + 4)) if rule == "scott" else (m * (d + 2) / 4) ** (-1 / (d + 4))
     return sigma * factor
 
 
-class KernelDensity(nn.Module):
+class KernelDensity(DensityModel):
     """Kernel density estimator as a model: ``fit`` stores the data, ``log_prob`` sums kernels.
 
     With the Gaussian kernel this is a mixture of ``m`` Gaussians of covariance
     :math:`h^2 I` centred on the training points, one per point, with equal weights. Sampling
-    is therefore *ancestral*: pick a training point uniformly, then add kernel noise. The
-    samples are near copies of the training data, a form of memorisation that later
-    chapters will learn to detect.
+    is therefore *ancestral*: pick a training point uniformly, then add kernel noise (a
+    Gaussian, or a uniform draw on the window cube :math:`[-h/2, h/2]^D` for the box
+    kernel). The samples are near copies of the training data, a form of memorisation that
+    later chapters will learn to detect.
 
     Arguments:
         bandwidth: :math:`h > 0` (Gaussian: the kernel's standard deviation; box: the side
@@ -623,48 +711,50 @@ class KernelDensity(nn.Module):
             (:func:`naive_window_log_prob`).
         batch_size: queries per block in ``log_prob``.
 
+    Attributes (once fitted):
+        data_: ``[m, D]`` the kernel centres (the training data).
+
+    References:
+        M. Rosenblatt (1956); E. Parzen (1962); B. W. Silverman (1986), chapter 4.
+
     Example:
         >>> kde = KernelDensity(bandwidth=0.2).fit(train)
         >>> kde.log_prob(test).mean(), kde.sample(16).shape
     """
 
+    _fit_hint = "fit(data)"
+
     def __init__(self, bandwidth: float, kernel: str = "gaussian", *,
                  batch_size: int | None = None) -> None:
         super().__init__()
         self.bandwidth = check_positive(bandwidth, "bandwidth")
-        if kernel not in ("gaussian", "box"):
-            raise ValueError(f"kernel must be 'gaussian' or 'box', got {kernel!r}")
-        self.kernel = kernel
+        self.kernel = check_choice(kernel, "kernel", ("gaussian", "box"))
         self.batch_size = _check_batch_size(batch_size)
-        self.register_buffer("data", None)
+        self.register_buffer("data_", None)
+
+    @property
+    def event_shape(self) -> torch.Size:
+        self._require_fitted()
+        return self.data_.shape[1:]
 
     def fit(self, data: torch.Tensor) -> KernelDensity:
-        """Store the kernel centres ``[m, D]``; returns ``self``."""
-        self.data = _as_points(data, "data")
+        """Store the kernel centres ``[m, D]`` (or ``[m]``); returns ``self``."""
+        self.data_ = _as_points(data, "data")
         return self
 
-    def _check_fitted(self) -> None:
-        if self.data is None:
-            raise RuntimeError("this KernelDensity has no data: call fit(data) first")
+    def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        fn = _kde_log_prob if self.kernel == "gaussian" else _box_log_prob
+        return fn(x, self.data_, self.bandwidth, self.batch_size)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-density ``[n]`` (nats) of the rows of ``x`` ``[n, D]``."""
-        self._check_fitted()
-        fn = kde_log_prob if self.kernel == "gaussian" else naive_window_log_prob
-        return fn(x, self.data, self.bandwidth, batch_size=self.batch_size)
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` points ``[n, D]``: a random training point plus kernel noise."""
-        self._check_fitted()
-        n = check_int(n, "n")
-        dev = generator_device(generator, self.data.device)
-        idx = torch.randint(len(self.data), (n,), generator=generator, device=dev)
-        shape = (n, self.data.shape[1])
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """A uniformly chosen training point plus kernel noise, ``[n, D]``."""
+        idx = randint(len(self.data_), (n,), generator, device=self.device)
+        shape, like = (n, self.data_.shape[1]), dict(device=self.device, dtype=self.dtype)
         if self.kernel == "gaussian":
-            noise = torch.randn(shape, generator=generator, device=dev, dtype=self.data.dtype)
+            noise = randn(shape, generator, **like)
         else:
-            noise = torch.rand(shape, generator=generator, device=dev, dtype=self.data.dtype) - 0.5
-        return self.data[idx.to(self.data.device)] + self.bandwidth * noise.to(self.data.device)
+            noise = rand(shape, generator, **like) - 0.5
+        return self.data_[idx] + self.bandwidth * noise
 
 
 # --------------------------------------------------------------------------------------
@@ -738,22 +828,36 @@ def knn_density(x: torch.Tensor, data: torch.Tensor, k: int, *,
 # 6. Gaussian mixtures and EM
 # --------------------------------------------------------------------------------------
 
-def _check_mixture(x: torch.Tensor, weights: object, means: object,
-                   covariances: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    means = as_float_tensor(means, "means", ndim=2, dtype=x.dtype, device=x.device)
+def _check_mixture(x: torch.Tensor, weights: object, means: object, covariances: object,
+                   names: tuple[str, str, str] = ("weights", "means", "covariances")
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    w_name, m_name, c_name = names
+    means = as_float_tensor(means, m_name, ndim=2, dtype=x.dtype, device=x.device)
     k, d = means.shape
-    check_same_width(x, d, "x")
-    weights = as_float_tensor(weights, "weights", ndim=1, dtype=x.dtype, device=x.device)
-    covariances = as_float_tensor(covariances, "covariances", ndim=3, dtype=x.dtype,
-                                  device=x.device)
+    check_same_width(x, d, "x", expected_by=f"{m_name} has")
+    weights = as_float_tensor(weights, w_name, ndim=1, dtype=x.dtype, device=x.device)
+    covariances = as_float_tensor(covariances, c_name, ndim=3, dtype=x.dtype, device=x.device)
     if weights.shape[0] != k:
-        raise ValueError(f"weights has {weights.shape[0]} entries but means has {k} components")
+        raise ValueError(f"{w_name} has {weights.shape[0]} entries but {m_name} has "
+                         f"{k} components")
     if covariances.shape != (k, d, d):
-        raise ValueError(f"covariances must have shape [{k}, {d}, {d}], got "
+        raise ValueError(f"{c_name} must have shape [{k}, {d}, {d}], got "
                          f"{tuple(covariances.shape)}")
+    check_symmetric(covariances, c_name)
     if (weights < 0).any() or abs(weights.sum().item() - 1) > 1e-4:
-        raise ValueError("weights must be non-negative and sum to 1")
+        raise ValueError(f"{w_name} must be non-negative and sum to 1")
     return weights, means, covariances
+
+
+def _check_resp(resp: object, x: torch.Tensor, name: str = "resp") -> torch.Tensor:
+    resp = as_float_tensor(resp, name, ndim=2, dtype=x.dtype, device=x.device)
+    if resp.shape[0] != x.shape[0]:
+        raise ValueError(f"{name} has {resp.shape[0]} rows but x has {x.shape[0]} points")
+    if (resp < 0).any() or not torch.allclose(resp.sum(1), torch.ones_like(resp[:, 0]),
+                                              atol=1e-4):
+        raise ValueError(f"{name} must be non-negative with rows summing to 1 "
+                         "(pass probabilities, not log-responsibilities)")
+    return resp
 
 
 def _precision_cholesky(covariances: torch.Tensor) -> torch.Tensor:
@@ -773,7 +877,11 @@ def _precision_cholesky(covariances: torch.Tensor) -> torch.Tensor:
 
 def _component_log_prob(x: torch.Tensor, means: torch.Tensor,
                         prec_chol: torch.Tensor) -> torch.Tensor:
-    r""":math:`\log \mathcal N(x_i; \mu_j, \Sigma_j)` for every point i, component j: ``[n, K]``."""
+    r""":math:`\log \mathcal N(x_i; \mu_j, \Sigma_j)` for every point i, component j: ``[n, K]``.
+
+    ``x`` and ``means`` must be centred on the data (:math:`x^\top P - \mu^\top P` cancels
+    two large numbers otherwise, and float32 loses the difference).
+    """
     d = x.shape[1]
     y = torch.matmul(x, prec_chol) - (means.unsqueeze(1) @ prec_chol)  # [K, n, D]
     log_det = prec_chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # log |Sigma|^{-1/2}
@@ -791,7 +899,9 @@ def e_step(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
                      {\sum_l \pi_l \mathcal N(x_i; \mu_l, \Sigma_l)} ,
 
     computed in log space (log-sum-exp over components) so that far-away points, whose
-    component densities all underflow, still get valid responsibilities.
+    component densities all underflow, still get valid responsibilities. Points and means are
+    first shifted by the mean of ``x`` (the densities do not change), which keeps float32
+    accurate far from the origin.
 
     Arguments:
         x: data ``[n, D]``.
@@ -812,7 +922,9 @@ def e_step(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
     """
     x = _as_points(x, "x")
     weights, means, covariances = _check_mixture(x, weights, means, covariances)
-    joint = _component_log_prob(x, means, _precision_cholesky(covariances)) + weights.log()
+    shift = x.mean(0)
+    joint = (_component_log_prob(x - shift, means - shift, _precision_cholesky(covariances))
+             + weights.log())
     log_prob = torch.logsumexp(joint, dim=1)
     return joint - log_prob.unsqueeze(1), log_prob
 
@@ -830,6 +942,8 @@ def m_step(x: torch.Tensor, resp: torch.Tensor, reg_covar: float = 1e-6
     The small :math:`\lambda` (``reg_covar``) keeps a component that shrinks onto a few
     points from a singular covariance (and an infinite likelihood). A tiny
     :math:`10\,\epsilon` is added to :math:`N_j` so an empty component does not divide by 0.
+    The sums run over points shifted by their mean (the mean is added back to
+    :math:`\mu_j`), which keeps float32 accurate far from the origin.
 
     Arguments:
         x: data ``[n, D]``.
@@ -843,14 +957,10 @@ def m_step(x: torch.Tensor, resp: torch.Tensor, reg_covar: float = 1e-6
         A. P. Dempster, N. M. Laird and D. B. Rubin (1977). C. M. Bishop (2006), eq. 9.24-9.27.
     """
     x = _as_points(x, "x")
-    resp = as_float_tensor(resp, "resp", ndim=2, dtype=x.dtype, device=x.device)
-    if resp.shape[0] != x.shape[0]:
-        raise ValueError(f"resp has {resp.shape[0]} rows but x has {x.shape[0]} points")
-    if (resp < 0).any() or not torch.allclose(resp.sum(1), torch.ones_like(resp[:, 0]),
-                                              atol=1e-4):
-        raise ValueError("resp must be non-negative with rows summing to 1 "
-                         "(pass probabilities, not log-responsibilities)")
-    return _m_step(x, resp, check_non_negative(reg_covar, "reg_covar"))
+    resp = _check_resp(resp, x)
+    shift = x.mean(0)
+    weights, means, covs = _m_step(x - shift, resp, check_non_negative(reg_covar, "reg_covar"))
+    return weights, means + shift, covs
 
 
 def _m_step(x: torch.Tensor, resp: torch.Tensor,
@@ -869,30 +979,26 @@ def _kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> to
     Each new centre is drawn with probability proportional to the squared distance to the
     nearest centre chosen so far, so the seeds spread over the data. Greedy variant (as in
     scikit-learn): draw ``2 + log k`` candidates and keep the one that lowers the total
-    squared distance most.
+    squared distance most. ``x`` should be centred (see :func:`_sq_dist`).
     """
-    shift = x.mean(0)
-    x = x - shift  # see _sq_dist: small norms, small rounding error
     n = len(x)
     trials = 2 + int(math.log(k))
-    first = int(torch.randint(n, (1,), generator=generator))
+    first = int(randint(n, (1,), generator, device=x.device))
     centres = [x[first]]
     x_sq = x.square().sum(1)
     closest = (x - x[first]).square().sum(1)
     for _ in range(1, k):
-        probs = closest.double().cpu()
-        if probs.sum() <= 0:  # fewer distinct points than components: pick uniformly
-            probs = torch.ones(n, dtype=torch.float64)
-        candidates = torch.multinomial(probs, trials, replacement=True, generator=generator)
-        cand = x[candidates.to(x.device)]
+        # fewer distinct points than components: every distance is 0, pick uniformly
+        probs = closest if closest.sum() > 0 else torch.ones_like(closest)
+        cand = x[multinomial(probs, trials, generator)]
         dist = torch.minimum(closest, _sq_dist(cand, x, x_sq))  # [trials, n]
         best = int(dist.sum(1).argmin())
         centres.append(cand[best])
         closest = dist[best]
-    return torch.stack(centres) + shift
+    return torch.stack(centres)
 
 
-class GaussianMixture(nn.Module):
+class GaussianMixture(DensityModel):
     r"""Gaussian mixture with full covariances, fitted by expectation-maximisation.
 
     .. math:: p(x) = \sum_{j=1}^K \pi_j\, \mathcal N(x; \mu_j, \Sigma_j)
@@ -903,6 +1009,10 @@ class GaussianMixture(nn.Module):
     log-likelihood, because the E-step makes the evidence lower bound
     :math:`\mathcal L(q, \theta) = \mathbb E_q[\log p(x, z)] + H(q)` tight and the M-step
     maximises it. EM stops when the mean log-likelihood changes by less than ``tol``.
+
+    EM runs on the data minus its mean, ``shift_``, and the model keeps its means in those
+    coordinates (``centred_means_``; ``means_`` adds the shift back): in float32 a mean near
+    :math:`10^6` cannot be stored to better than 0.03, a large error for a narrow component.
 
     Bookkeeping follows scikit-learn: ``converged_``, ``n_iter_``, ``lower_bound_`` (the
     mean log-likelihood per point at the last E-step, where the bound is tight) and
@@ -919,10 +1029,22 @@ class GaussianMixture(nn.Module):
             final log-likelihood.
         seed: seeds the k-means++ initialisation.
 
+    Attributes (once fitted):
+        weights_: ``[K]``; means_: ``[K, D]`` (a property: ``shift_ + centred_means_``);
+        covariances_: ``[K, D, D]``; precisions_cholesky_: ``[K, D, D]``
+        (:func:`_precision_cholesky`); shift_: ``[D]`` the training mean.
+
+    References:
+        A. P. Dempster, N. M. Laird and D. B. Rubin (1977). Maximum likelihood from
+        incomplete data via the EM algorithm. C. M. Bishop (2006), section 9.2.
+        D. Arthur and S. Vassilvitskii (2007). k-means++: the advantages of careful seeding.
+
     Example:
         >>> gmm = GaussianMixture(8, seed=0).fit(x)
         >>> gmm.converged_, gmm.log_prob(x).mean(), gmm.sample(100).shape
     """
+
+    _extra_fitted = ("converged_", "n_iter_", "lower_bound_", "lower_bound_history_")
 
     def __init__(self, n_components: int, *, max_iter: int = 100, tol: float = 1e-3,
                  reg_covar: float = 1e-6, n_init: int = 1, seed: int = 0) -> None:
@@ -933,17 +1055,37 @@ class GaussianMixture(nn.Module):
         self.tol = check_positive(tol, "tol")
         self.reg_covar = check_non_negative(reg_covar, "reg_covar")
         self.seed = check_seed(seed)
-        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        for name in ("weights_", "shift_", "centred_means_", "covariances_",
+                     "precisions_cholesky_"):
             self.register_buffer(name, None)
         self.converged_ = False
         self.n_iter_ = 0
         self.lower_bound_ = -math.inf
         self.lower_bound_history_: list[float] = []
 
-    def _initial_parameters(self, x: torch.Tensor, weights_init: object, means_init: object,
-                            covariances_init: object, resp_init: object,
+    @property
+    def event_shape(self) -> torch.Size:
+        self._require_fitted()
+        return self.shift_.shape
+
+    @property
+    def means_(self) -> torch.Tensor:
+        """The component means :math:`\\mu_j`, ``[K, D]`` (``shift_ + centred_means_``)."""
+        self._require_fitted()
+        return self.shift_ + self.centred_means_
+
+    @means_.setter
+    def means_(self, means: torch.Tensor) -> None:
+        # keeps shift_ (zero on a model that has none yet)
+        if self.shift_ is None:
+            self.shift_ = torch.zeros_like(means[0])
+        self.centred_means_ = means - self.shift_
+
+    def _initial_parameters(self, x: torch.Tensor, shift: torch.Tensor, weights_init: object,
+                            means_init: object, covariances_init: object, resp_init: object,
                             generator: torch.Generator
                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Starting ``(weights, centred means, covariances)`` for EM on the centred ``x``."""
         n, d = x.shape
         k = self.n_components
         given_means = None
@@ -953,29 +1095,28 @@ class GaussianMixture(nn.Module):
             if given_means.shape != (k, d):
                 raise ValueError(f"means_init must have shape [{k}, {d}], "
                                  f"got {tuple(given_means.shape)}")
+            given_means = given_means - shift
         if resp_init is not None:
-            resp = as_float_tensor(resp_init, "resp_init", ndim=2, dtype=x.dtype, device=x.device)
-            if resp.shape != (n, k):
+            resp = _check_resp(resp_init, x, "resp_init")
+            if resp.shape[1] != k:
                 raise ValueError(f"resp_init must have shape [{n}, {k}], got {tuple(resp.shape)}")
-            weights, means, covs = m_step(x, resp, self.reg_covar)
+            weights, means, covs = _m_step(x, resp, self.reg_covar)
         else:
             centres = given_means if given_means is not None else _kmeans_plus_plus(x, k, generator)
             # one hard assignment to the nearest centre gives every component a
             # sensible starting covariance and weight
-            points, centred = _centred(x, centres)
-            nearest = _sq_dist(points, centred, centred.square().sum(1)).argmin(1)
+            nearest = _sq_dist(x, centres, centres.square().sum(1)).argmin(1)
             resp = torch.nn.functional.one_hot(nearest, k).to(x.dtype)
             weights, _, covs = _m_step(x, resp, self.reg_covar)
             means = centres
         if given_means is not None:
             means = given_means
         if weights_init is not None:
-            weights = as_float_tensor(weights_init, "weights_init", ndim=1, dtype=x.dtype,
-                                      device=x.device)
+            weights = weights_init
         if covariances_init is not None:
-            covs = as_float_tensor(covariances_init, "covariances_init", ndim=3, dtype=x.dtype,
-                                   device=x.device)
-        return _check_mixture(x, weights, means, covs)
+            covs = covariances_init
+        return _check_mixture(x, weights, means, covs,
+                              ("weights_init", "means_init", "covariances_init"))
 
     def _em(self, x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
             covs: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], list[float], bool]:
@@ -1014,20 +1155,21 @@ class GaussianMixture(nn.Module):
         if self.n_components > n:
             raise ValueError(f"n_components={self.n_components} is larger than the number "
                              f"of data points ({n})")
+        shift = x.mean(0)
+        x = x - shift
         generator = torch.Generator().manual_seed(self.seed)
         best = None
         for _ in range(self.n_init):
-            start = self._initial_parameters(x, weights_init, means_init, covariances_init,
-                                             resp_init, generator)
+            start = self._initial_parameters(x, shift, weights_init, means_init,
+                                             covariances_init, resp_init, generator)
             run = self._em(x, *start)
             if best is None or run[1][-1] > best[1][-1]:
                 best = run
         (weights, means, covs), history, converged = best
-        lower_bound = history[-1]
-        self.weights_, self.means_, self.covariances_ = weights, means, covs
-        self.precisions_cholesky_ = _precision_cholesky(covs)
+        self.weights_, self.shift_, self.centred_means_ = weights, shift, means
+        self.covariances_, self.precisions_cholesky_ = covs, _precision_cholesky(covs)
         self.converged_, self.n_iter_ = converged, len(history)
-        self.lower_bound_, self.lower_bound_history_ = lower_bound, history
+        self.lower_bound_, self.lower_bound_history_ = history[-1], history
         if not converged:
             change = history[-1] - history[-2] if len(history) > 1 else math.inf
             warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations "
@@ -1035,35 +1177,25 @@ class GaussianMixture(nn.Module):
                           ConvergenceWarning, stacklevel=2)
         return self
 
-    def _check_fitted(self) -> None:
-        if self.means_ is None:
-            raise RuntimeError("this GaussianMixture has not been fitted: call fit(x) first")
-
     def _joint(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_fitted()
-        x = _as_points(x, "x", like=self.means_)
-        return _component_log_prob(x, self.means_, self.precisions_cholesky_) + self.weights_.log()
+        """:math:`\\log \\pi_j + \\log \\mathcal N(x_i; \\mu_j, \\Sigma_j)`, ``[n, K]``."""
+        return (_component_log_prob(x - self.shift_, self.centred_means_,
+                                    self.precisions_cholesky_) + self.weights_.log())
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Log-density ``[n]`` (nats) of the rows of ``x`` ``[n, D]``."""
+    def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return torch.logsumexp(self._joint(x), dim=1)
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        r"""Responsibilities :math:`p(z = j \mid x)` ``[n, K]``."""
-        return torch.softmax(self._joint(x), dim=1)
+        r"""Responsibilities :math:`p(z = j \mid x)` ``[n, K]`` of the rows of ``x`` ``[n, D]``."""
+        return torch.softmax(self._joint(self._check_input(x)), dim=1)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Most probable component of each row of ``x``, ``[n]`` (int64)."""
-        return self._joint(x).argmax(1)
+        return self._joint(self._check_input(x)).argmax(1)
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         r"""Ancestral sampling: draw :math:`z \sim \pi`, then :math:`x \sim N(\mu_z, \Sigma_z)`."""
-        self._check_fitted()
-        n = check_int(n, "n")
-        dev = generator_device(generator, self.means_.device)
-        z = torch.multinomial(self.weights_.to(dev), n, replacement=True, generator=generator)
-        eps = torch.randn(n, self.means_.shape[1], generator=generator, device=dev,
-                          dtype=self.means_.dtype)
-        z, eps = z.to(self.means_.device), eps.to(self.means_.device)
+        z = multinomial(self.weights_, n, generator)
+        eps = randn((n, self.shift_.shape[0]), generator, device=self.device, dtype=self.dtype)
         chol = torch.linalg.cholesky(self.covariances_)
-        return self.means_[z] + (chol[z] @ eps.unsqueeze(2)).squeeze(2)
+        return self.shift_ + self.centred_means_[z] + (chol[z] @ eps.unsqueeze(2)).squeeze(2)

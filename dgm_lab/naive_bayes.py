@@ -43,18 +43,20 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dgm_lab._validation import (
     as_float_tensor,
     check_binary,
+    check_bool,
     check_int,
     check_non_negative,
     check_positive,
     check_same_width,
     check_seed,
-    generator_device,
 )
+from dgm_lab.model import DensityModel, multinomial, rand, randn
 
 __all__ = [
     "GaussianNaiveBayes",
@@ -115,61 +117,79 @@ def _as_observed(observed: object, x: torch.Tensor) -> torch.Tensor:
     return observed.to(x.device)
 
 
-class _NaiveBayes(nn.Module):
+class _NaiveBayes(DensityModel):
     r"""What both naive Bayes models share: the class prior, Bayes' rule, sampling, imputing.
 
+    The model is a density over inputs, :math:`p(x) = \sum_k p(x, y=k)`: ``log_prob(x)`` is
+    this marginal, as for every :class:`~dgm_lab.model.DensityModel`. The joint and the
+    posterior have their own names: :meth:`log_joint` (:math:`\log p(x, y)` of each input
+    with its label), :meth:`predict_joint_log_proba` (every class, ``[n, K]``, scikit-learn's
+    name), :meth:`predict_log_proba` (:math:`\log p(y \mid x)`).
+
+    Missing features: every method that reads ``x`` after fitting takes an optional
+    ``observed`` mask (True = seen), and a NaN in ``x`` marks a missing entry too. Missing
+    features are marginalised out, which under the independence assumption just drops their
+    factors from the product.
+
     A subclass stores its per-class feature parameters as buffers and implements
-    ``_fit_features(x, onehot, counts)``, ``_feature_log_prob(x, k) -> [n, d]`` (log
-    :math:`p(x_j \mid y=k)` for each feature), ``_sample_features(y, generator)``,
-    ``_feature_means() -> [K, d]`` and ``_check_x(x)``.
+    ``_fit_features(x, onehot, counts) -> {buffer: value}``, ``_feature_log_prob(x, k)``
+    (``[n, d]``: :math:`\log p(x_j \mid y=k)` for each feature), ``_sample_features(y,
+    generator)`` and ``_conditional_mean(post)`` (:math:`E[x \mid \text{post}]`, ``[n, d]``).
     """
 
-    _param_name = "means"  # a buffer that exists once the model is fitted
+    _fit_hint = "fit(x, y)"
+    _param_name = "class_log_prior_"  # a [K, d] buffer giving the width (set by subclasses)
+    _binary = False  # Bernoulli: accept bool input and check that features are 0/1
 
     def __init__(self) -> None:
         super().__init__()
         # Buffers (not Parameters): they are fitted in closed form, never by gradients, but
         # they still follow .to(device) and are saved in (and loaded from) state_dict().
-        self.register_buffer("class_log_prior", None)
+        self.register_buffer("class_log_prior_", None)
 
     # ---- bookkeeping ------------------------------------------------------------------
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any,
-                              **kwargs: Any) -> None:
-        # An unfitted model has no buffers yet (they are None and nn.Module would skip
-        # them): create them with the saved shapes so a fitted state_dict loads into it.
-        for name, value in self._buffers.items():
-            if value is None and prefix + name in state_dict:
-                self._buffers[name] = torch.empty_like(state_dict[prefix + name])
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     @property
-    def is_fitted(self) -> bool:
-        return self.class_log_prior is not None
-
-    def _require_fitted(self) -> None:
-        if not self.is_fitted:
-            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: "
-                               "call .fit(x, y) first")
+    def event_shape(self) -> torch.Size:
+        self._require_fitted()
+        return getattr(self, self._param_name).shape[1:]
 
     @property
     def n_classes(self) -> int:
         """Number of classes K."""
         self._require_fitted()
-        return len(self.class_log_prior)
+        return len(self.class_log_prior_)
 
     @property
     def n_features(self) -> int:
         """Number of features d the model was fitted on."""
-        self._require_fitted()
-        return getattr(self, self._param_name).shape[1]
+        return self.event_shape[0]
 
-    def _input(self, x: object, name: str = "x") -> torch.Tensor:
-        self._require_fitted()
-        ref = getattr(self, self._param_name)
-        t = as_float_tensor(x, name, ndim=2, dtype=ref.dtype, device=ref.device)
-        check_same_width(t, self.n_features, name)
-        return t
+    def _input(self, x: object, observed: object) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` ``[n, d]`` on the model's device and dtype, and its mask (None: all seen)."""
+        t = self._check_input(x, allow_bool=self._binary, allow_nan=True)
+        nan = torch.isnan(t)
+        if observed is None:
+            mask = ~nan if nan.any() else None
+        else:
+            mask = _as_observed(observed, t)
+            if (nan & mask).any():
+                raise ValueError("x contains NaN at an observed position: NaN marks a missing "
+                                 "entry, so leave observed=None or mark that entry False")
+        if self._binary:
+            check_binary(t if mask is None else torch.where(mask, t, torch.zeros_like(t)), "x")
+        return t, mask
+
+    def _labels(self, y: object, n: int | None = None) -> torch.Tensor:
+        """``y`` as int64 labels in ``0..K-1`` on the model's device (``n`` of them if given)."""
+        if n is None:
+            n = len(y) if isinstance(y, (torch.Tensor, np.ndarray, list, tuple)) else -1
+        labels = _as_labels(y, n, self.device)
+        bad = labels[labels >= self.n_classes]
+        if len(bad):
+            raise ValueError(f"y must hold class labels in 0..{self.n_classes - 1}, "
+                             f"got {int(bad[0])}")
+        return labels
 
     # ---- fitting ------------------------------------------------------------------------
 
@@ -177,84 +197,90 @@ class _NaiveBayes(nn.Module):
         """Fit by maximum likelihood (closed form) on inputs ``x`` and labels ``y``.
 
         Arguments:
-            x: inputs ``[n, d]``; the model keeps their dtype and device.
+            x: inputs ``[n, d]``; the model keeps their dtype (float32 for integer, bool or
+                half-precision input) and device.
             y: integer labels ``[n]`` in ``0..K-1``.
             n_classes: K; by default ``y.max() + 1``. Every class must occur in ``y``.
 
         Returns:
             ``self``, fitted.
         """
-        x = as_float_tensor(x, "x", ndim=2)
+        x = as_float_tensor(x, "x", ndim=2, allow_bool=self._binary)
         y = _as_labels(y, len(x), x.device)
         k = int(y.max()) + 1 if n_classes is None else check_int(n_classes, "n_classes")
         if int(y.max()) >= k:
             raise ValueError(f"y holds label {int(y.max())} but n_classes is {k}")
-        self._check_x(x, "x")
+        if self._binary:
+            check_binary(x, "x")
         counts = torch.bincount(y, minlength=k).to(x.dtype)
         if (counts == 0).any():
             missing = torch.nonzero(counts == 0).flatten().tolist()
             raise ValueError(f"class(es) {missing} have no training example: labels must be "
                              f"0..K-1 with every class present (or pass a smaller n_classes)")
         onehot = torch.nn.functional.one_hot(y, k).to(x.dtype)  # [n, K]
+        fitted = self._fit_features(x, onehot, counts)
         # ML estimate of the prior: the class frequencies.
-        self.class_log_prior = torch.log(counts) - math.log(len(y))
-        self._fit_features(x, onehot, counts)
+        fitted["class_log_prior_"] = torch.log(counts) - math.log(len(y))
+        for name, value in fitted.items():  # all at once: a failed fit changes nothing
+            setattr(self, name, value)
         return self
 
-    # ---- the joint and Bayes' rule ------------------------------------------------------
+    # ---- the joint, the marginal and Bayes' rule ---------------------------------------
 
-    def log_joint(self, x: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
-        r"""Log joint of every class, :math:`\log p(x, y=k) = \log\pi_k + \sum_j \log p(x_j|k)`.
-
-        Arguments:
-            x: inputs ``[n, d]``.
-            observed: optional boolean mask ``[n, d]`` or ``[d]`` (True = observed). Missing
-                features are *marginalised out*, which under the independence assumption
-                just means dropping their factors from the product.
-
-        Returns:
-            ``[n, K]`` log joint probabilities (log densities for continuous ``x``), in nats.
-        """
-        x = self._input(x)
-        mask = None if observed is None else _as_observed(observed, x)
-        self._check_x(x, "x", mask)
+    def _joint(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         columns = []
         for k in range(self.n_classes):  # one class at a time keeps memory at [n, d]
             per_feature = self._feature_log_prob(x, k)
             if mask is not None:
                 per_feature = torch.where(mask, per_feature, torch.zeros_like(per_feature))
             columns.append(per_feature.sum(dim=1))
-        return torch.stack(columns, dim=1) + self.class_log_prior
+        return torch.stack(columns, dim=1) + self.class_log_prior_
 
-    def log_prob(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        r"""Log joint :math:`\log p(x, y)` of each input with its own label.
+    def predict_joint_log_proba(self, x: torch.Tensor,
+                                observed: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Log joint of every class, :math:`\log p(x, y=k) = \log\pi_k + \sum_j \log p(x_j|k)`.
 
         Arguments:
-            x: inputs ``[n, d]``.
-            y: integer labels ``[n]``.
+            x: inputs ``[n, d]`` (NaN marks a missing entry).
+            observed: optional boolean mask ``[n, d]`` or ``[d]`` (True = observed).
+                Missing features are *marginalised out*, which under the independence
+                assumption just means dropping their factors from the product.
 
         Returns:
-            ``[n]`` log joint probabilities, in nats.
+            ``[n, K]`` log joint probabilities (log densities for continuous ``x``), in nats.
         """
-        joint = self.log_joint(x)
-        y = _as_labels(y, len(joint), joint.device)
-        if int(y.max()) >= self.n_classes:
-            raise ValueError(f"y holds label {int(y.max())} "
-                             f"but the model has {self.n_classes} classes")
-        return joint.gather(1, y[:, None])[:, 0]
+        return self._joint(*self._input(x, observed))
 
-    def marginal_log_prob(self, x: torch.Tensor,
-                          observed: torch.Tensor | None = None) -> torch.Tensor:
-        r"""Log evidence :math:`\log p(x) = \log \sum_k p(x, y=k)`, by log-sum-exp over classes.
+    def log_prob(self, x: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Log marginal :math:`\log p(x) = \log \sum_k p(x, y=k)`, by log-sum-exp over classes.
 
         Arguments:
-            x: inputs ``[n, d]``.
-            observed: optional mask as in :meth:`log_joint` (gives :math:`\log p(x_{obs})`).
+            x: inputs ``[n, d]`` (NaN marks a missing entry).
+            observed: optional mask as in :meth:`predict_joint_log_proba` (gives
+                :math:`\log p(x_\text{obs})`).
 
         Returns:
             ``[n]`` log probabilities (densities for continuous ``x``), in nats.
         """
-        return torch.logsumexp(self.log_joint(x, observed), dim=1)
+        return torch.logsumexp(self.predict_joint_log_proba(x, observed), dim=1)
+
+    def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(self._joint(x, None), dim=1)
+
+    def log_joint(self, x: torch.Tensor, y: torch.Tensor,
+                  observed: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Log joint :math:`\log p(x, y)` of each input with its own label.
+
+        Arguments:
+            x: inputs ``[n, d]`` (NaN marks a missing entry).
+            y: integer labels ``[n]``.
+            observed: optional mask as in :meth:`predict_joint_log_proba`.
+
+        Returns:
+            ``[n]`` log joint probabilities, in nats.
+        """
+        joint = self.predict_joint_log_proba(x, observed)
+        return joint.gather(1, self._labels(y, len(joint))[:, None])[:, 0]
 
     def predict_log_proba(self, x: torch.Tensor,
                           observed: torch.Tensor | None = None) -> torch.Tensor:
@@ -263,7 +289,7 @@ class _NaiveBayes(nn.Module):
         Returns:
             ``[n, K]``; each row log-sums-exp to 0.
         """
-        joint = self.log_joint(x, observed)
+        joint = self.predict_joint_log_proba(x, observed)
         # log-sum-exp subtracts the row maximum first: exp() of log densities around -1e3
         # would underflow to 0 and give 0/0.
         return joint - torch.logsumexp(joint, dim=1, keepdim=True)
@@ -274,53 +300,55 @@ class _NaiveBayes(nn.Module):
 
     def predict(self, x: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
         r"""Most probable class ``[n]`` (int64): :math:`\arg\max_k p(x, y=k)`."""
-        return self.log_joint(x, observed).argmax(dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``model(x)`` is :meth:`predict_log_proba`: the log posterior ``[n, K]``."""
-        return self.predict_log_proba(x)
+        return self.predict_joint_log_proba(x, observed).argmax(dim=1)
 
     # ---- what only a generative model can do -------------------------------------------
 
-    def sample(self, n: int, y: int | torch.Tensor | None = None,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Draw ``(x, y)`` from the model by ancestral sampling: :math:`y \sim \pi`, then
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        return self.sample_joint(n, generator)[0]
+
+    def sample_joint(self, n: int,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Draw ``(x, y)`` from the joint by ancestral sampling: :math:`y \sim \pi`, then
         :math:`x_j \sim p(x_j \mid y)` independently for every feature.
+
+        (:meth:`sample` returns the ``x`` alone: draws from the marginal :math:`p(x)`.)
 
         Arguments:
             n: number of samples.
-            y: ``None`` draws the labels from the prior; an int draws every sample from that
-                class; an integer tensor ``[n]`` gives the class of each sample.
-            generator: optional ``torch.Generator`` for repeatable draws (its device is used
-                for the random numbers, which are then moved to the model's device).
+            generator: optional ``torch.Generator`` for repeatable draws.
 
         Returns:
             ``x`` ``[n, d]`` and ``y`` ``[n]`` (int64).
 
         Example:
-            >>> model = GaussianNaiveBayes().fit(x, y)
-            >>> x_new, y_new = model.sample(16, y=3)   # sixteen "3"s
+            >>> x_new, y_new = GaussianNaiveBayes().fit(x, y).sample_joint(16)
         """
         self._require_fitted()
         n = check_int(n, "n")
-        dev = self.class_log_prior.device
-        gdev = generator_device(generator, dev)
-        if y is None:
-            probs = self.class_log_prior.exp().to(gdev)
-            labels = torch.multinomial(probs, n, replacement=True, generator=generator)
-        elif isinstance(y, (int, np.integer)) and not isinstance(y, bool):
-            labels = torch.full((n,), int(y), dtype=torch.int64)
-        else:
-            labels = _as_labels(y, n, dev)
-        labels = labels.to(dev)
-        bad = labels[(labels < 0) | (labels >= self.n_classes)]
-        if len(bad):
-            raise ValueError(f"y must be a class label in 0..{self.n_classes - 1}, "
-                             f"got {int(bad[0])}")
+        labels = multinomial(self.class_log_prior_.exp(), n, generator)
         return self._sample_features(labels, generator), labels
 
-    def impute(self, x: torch.Tensor, observed: torch.Tensor, *, sample: bool = False,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_conditional(self, y: torch.Tensor,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""Draw one input from :math:`p(x \mid y)` for every label of ``y``.
+
+        Arguments:
+            y: integer labels ``[n]`` in ``0..K-1`` (e.g. ``torch.full((16,), 3)`` for
+                sixteen "3"s).
+            generator: optional ``torch.Generator`` for repeatable draws.
+
+        Returns:
+            ``[n, d]``, row ``i`` drawn from class ``y[i]``.
+
+        Example:
+            >>> threes = GaussianNaiveBayes().fit(x, y).sample_conditional(torch.full((16,), 3))
+        """
+        self._require_fitted()
+        return self._sample_features(self._labels(y), generator)
+
+    def impute(self, x: torch.Tensor, observed: torch.Tensor | None = None, *,
+               sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         r"""Fill in the missing features of ``x`` from the model, given the observed ones.
 
         The class posterior is computed from the observed features only,
@@ -330,31 +358,35 @@ class _NaiveBayes(nn.Module):
         :math:`x_j \sim p(x_j \mid y=k)` (``sample=True``).
 
         Arguments:
-            x: inputs ``[n, d]``; entries where ``observed`` is False are ignored.
-            observed: boolean mask ``[n, d]`` or ``[d]``, True where the feature is seen.
+            x: inputs ``[n, d]``; NaN marks a missing entry, and entries where ``observed``
+                is False are ignored.
+            observed: boolean mask ``[n, d]`` or ``[d]``, True where the feature is seen;
+                ``None`` treats the NaN entries of ``x`` as the missing ones.
             sample: draw the missing values instead of taking their conditional mean.
             generator: optional ``torch.Generator`` for the draws.
 
         Returns:
             ``[n, d]``: ``x`` with its missing entries filled in, the observed ones unchanged.
+
+        Example:
+            >>> top_half = torch.arange(64) < 32
+            >>> completed = model.impute(x_test, top_half)
         """
-        x = self._input(x)
-        mask = _as_observed(observed, x)
-        post = self.predict_log_proba(x, mask).exp()  # [n, K]
+        check_bool(sample, "sample")
+        x, mask = self._input(x, observed)
+        if mask is None:
+            return x.clone()  # nothing is missing
+        post = self._joint(x, mask).softmax(dim=1)  # [n, K]
         if sample:
-            gdev = generator_device(generator, x.device)
-            k = torch.multinomial(post.to(gdev), 1, generator=generator)[:, 0].to(x.device)
-            fill = self._sample_features(k, generator)
+            fill = self._sample_features(multinomial(post, 1, generator)[:, 0], generator)
         else:
-            fill = post @ self._feature_means()
+            fill = self._conditional_mean(post)
         return torch.where(mask, x, fill)
 
     # ---- hooks -------------------------------------------------------------------------
 
-    def _check_x(self, x: torch.Tensor, name: str, mask: torch.Tensor | None = None) -> None:
-        pass
-
-    def _fit_features(self, x: torch.Tensor, onehot: torch.Tensor, counts: torch.Tensor) -> None:
+    def _fit_features(self, x: torch.Tensor, onehot: torch.Tensor,
+                      counts: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def _feature_log_prob(self, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -363,7 +395,7 @@ class _NaiveBayes(nn.Module):
     def _sample_features(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def _feature_means(self) -> torch.Tensor:
+    def _conditional_mean(self, post: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -387,17 +419,24 @@ class GaussianNaiveBayes(_NaiveBayes):
     has K times fewer variances to estimate (d instead of K d), which helps when classes
     have few examples.
 
+    The means are stored relative to ``shift_``, the mean of the training inputs: float32
+    far from the origin cannot hold a mean to the precision a small variance needs (at
+    :math:`10^6` its numbers are 0.06 apart), but it holds the small difference
+    :math:`\mu_{kj} - \text{shift}_j` exactly enough.
+
     Arguments:
         var_smoothing: the fraction of the largest feature variance added to every variance
             (scikit-learn's default is 1e-9).
         shared_variance: pool each feature's variance over the classes (default False,
             which matches scikit-learn's ``GaussianNB``).
 
-    Attributes (after :meth:`fit`):
-        class_log_prior: ``[K]`` log class frequencies :math:`\log \pi_k`.
-        means: ``[K, d]`` per-class means :math:`\mu_{kj}`.
-        variances: ``[K, d]`` per-class variances :math:`\sigma^2_{kj}` (smoothed; equal
+    Attributes (once fitted):
+        class_log_prior_: ``[K]`` log class frequencies :math:`\log \pi_k`.
+        means_: ``[K, d]`` per-class means :math:`\mu_{kj}` (a property: ``shift_ +
+            centred_means_``; assigning it keeps ``shift_``, zero on an unfitted model).
+        variances_: ``[K, d]`` per-class variances :math:`\sigma^2_{kj}` (smoothed; equal
             rows when ``shared_variance``).
+        shift_: ``[d]`` the mean of the training inputs.
 
     References:
         Ng & Jordan (2002); Bishop (2006), *Pattern Recognition and Machine Learning*, §4.2.
@@ -410,18 +449,31 @@ class GaussianNaiveBayes(_NaiveBayes):
         torch.Size([5, 10])
     """
 
-    _param_name = "means"
+    _param_name = "variances_"
 
     def __init__(self, var_smoothing: float = 1e-9, shared_variance: bool = False) -> None:
         super().__init__()
         self.var_smoothing = check_non_negative(var_smoothing, "var_smoothing")
-        if not isinstance(shared_variance, bool):
-            raise TypeError(f"shared_variance must be True or False, got {shared_variance!r}")
-        self.shared_variance = shared_variance
-        self.register_buffer("means", None)
-        self.register_buffer("variances", None)
+        self.shared_variance = check_bool(shared_variance, "shared_variance")
+        for name in ("shift_", "centred_means_", "variances_"):
+            self.register_buffer(name, None)
 
-    def _fit_features(self, x: torch.Tensor, onehot: torch.Tensor, counts: torch.Tensor) -> None:
+    @property
+    def means_(self) -> torch.Tensor:
+        """Per-class means :math:`\\mu_{kj}`, ``[K, d]`` (``shift_ + centred_means_``)."""
+        self._require_fitted()
+        return self.shift_ + self.centred_means_
+
+    @means_.setter
+    def means_(self, means: torch.Tensor) -> None:
+        if self.shift_ is None:
+            self.shift_ = torch.zeros_like(means[0])
+        self.centred_means_ = means - self.shift_
+
+    def _fit_features(self, x: torch.Tensor, onehot: torch.Tensor,
+                      counts: torch.Tensor) -> dict[str, torch.Tensor]:
+        shift = x.mean(0)
+        x = x - shift  # exact for points near the data: float32 keeps every digit
         means = (onehot.T @ x) / counts[:, None]
         # Two-pass variance (subtract the class mean first): the one-pass E[x^2] - E[x]^2
         # loses all precision for nearly constant features in float32.
@@ -435,20 +487,19 @@ class GaussianNaiveBayes(_NaiveBayes):
         if (variances <= 0).any():
             raise ValueError("a feature has zero variance in some class and var_smoothing is 0 "
                              "(or every feature is constant): use var_smoothing > 0")
-        self.means, self.variances = means, variances
+        return {"shift_": shift, "centred_means_": means, "variances_": variances}
 
     def _feature_log_prob(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        var = self.variances[k]
-        return -0.5 * (torch.log(2 * math.pi * var) + (x - self.means[k]).square() / var)
+        var = self.variances_[k]
+        diff = (x - self.shift_) - self.centred_means_[k]
+        return -0.5 * (torch.log(2 * math.pi * var) + diff.square() / var)
 
     def _sample_features(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        gdev = generator_device(generator, y.device)
-        shape = (len(y), self.n_features)
-        eps = torch.randn(shape, generator=generator, device=gdev, dtype=self.means.dtype)
-        return self.means[y] + self.variances[y].sqrt() * eps.to(y.device)
+        eps = randn((len(y), self.n_features), generator, device=self.device, dtype=self.dtype)
+        return self.shift_ + (self.centred_means_[y] + self.variances_[y].sqrt() * eps)
 
-    def _feature_means(self) -> torch.Tensor:
-        return self.means
+    def _conditional_mean(self, post: torch.Tensor) -> torch.Tensor:
+        return self.shift_ + post @ self.centred_means_
 
     def extra_repr(self) -> str:
         return f"var_smoothing={self.var_smoothing}, shared_variance={self.shared_variance}"
@@ -473,11 +524,19 @@ class BernoulliNaiveBayes(_NaiveBayes):
     is the posterior mean of :math:`\theta_{kj}` under a :math:`\mathrm{Beta}(\alpha, \alpha)`
     prior.
 
+    The model stores the log-odds :math:`\ell_{kj} = \log\theta_{kj} - \log(1-\theta_{kj})
+    = \log(c_{kj} + \alpha) - \log(n_k - c_{kj} + \alpha)` (as ``torch.distributions.Bernoulli``
+    does with ``logits``), and evaluates :math:`\log\theta = \log\sigma(\ell)`,
+    :math:`\log(1-\theta) = \log\sigma(-\ell)`: with a tiny ``alpha`` in float32,
+    :math:`\theta` itself rounds to 1 and :math:`\log(1-\theta)` would be :math:`-\infty`.
+
     Arguments:
         alpha: smoothing pseudo-count, > 0 (1 = Laplace's rule of succession).
 
-    Attributes (after :meth:`fit`):
-        class_log_prior: ``[K]``; probs: ``[K, d]`` the :math:`\theta_{kj}`.
+    Attributes (once fitted):
+        class_log_prior_: ``[K]``; logits_: ``[K, d]`` the log-odds :math:`\ell_{kj}`;
+        probs_: ``[K, d]`` the :math:`\theta_{kj}` (a property: ``sigmoid(logits_)``;
+        assigning it sets ``logits_``).
 
     References:
         Ng & Jordan (2002); Murphy (2022), *Probabilistic Machine Learning*, §9.3.
@@ -486,36 +545,45 @@ class BernoulliNaiveBayes(_NaiveBayes):
         >>> from dgm_lab.data import load_digits
         >>> x, y = load_digits("train", form="binary")
         >>> model = BernoulliNaiveBayes(alpha=1.0).fit(x, y)
-        >>> x_new, y_new = model.sample(10)
+        >>> x_new = model.sample(10)
     """
 
-    _param_name = "probs"
+    _param_name = "logits_"
+    _binary = True
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         self.alpha = check_positive(alpha, "alpha")
-        self.register_buffer("probs", None)
+        self.register_buffer("logits_", None)
 
-    def _check_x(self, x: torch.Tensor, name: str, mask: torch.Tensor | None = None) -> None:
-        check_binary(x if mask is None else torch.where(mask, x, torch.zeros_like(x)), name)
+    @property
+    def probs_(self) -> torch.Tensor:
+        r""":math:`\theta_{kj} = p(x_j = 1 \mid y = k)`, ``[K, d]``."""
+        self._require_fitted()
+        return torch.sigmoid(self.logits_)
 
-    def _fit_features(self, x: torch.Tensor, onehot: torch.Tensor, counts: torch.Tensor) -> None:
-        on_counts = onehot.T @ x  # [K, d]: how often each pixel is on in each class
-        self.probs = (on_counts + self.alpha) / (counts[:, None] + 2 * self.alpha)
+    @probs_.setter
+    def probs_(self, probs: torch.Tensor) -> None:
+        self.logits_ = torch.log(probs) - torch.log1p(-probs)
+
+    def _fit_features(self, x: torch.Tensor, onehot: torch.Tensor,
+                      counts: torch.Tensor) -> dict[str, torch.Tensor]:
+        on = onehot.T @ x  # [K, d]: how often each pixel is on in each class
+        return {"logits_": torch.log(on + self.alpha)
+                - torch.log(counts[:, None] - on + self.alpha)}
 
     def _feature_log_prob(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        theta = self.probs[k]
-        # x log(theta) + (1 - x) log(1 - theta); log1p keeps precision when theta is tiny.
-        return x * torch.log(theta) + (1 - x) * torch.log1p(-theta)
+        # log(theta) where the pixel is on, log(1 - theta) where it is off; a product
+        # x log(theta) would turn 0 * log(0) into NaN
+        logits = self.logits_[k].expand_as(x)
+        return torch.where(x == 1, F.logsigmoid(logits), F.logsigmoid(-logits))
 
     def _sample_features(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        gdev = generator_device(generator, y.device)
-        u = torch.rand((len(y), self.n_features), generator=generator, device=gdev,
-                       dtype=self.probs.dtype)
-        return (u.to(y.device) < self.probs[y]).to(self.probs.dtype)
+        u = rand((len(y), self.n_features), generator, device=self.device, dtype=self.dtype)
+        return (u < self.probs_[y]).to(self.dtype)
 
-    def _feature_means(self) -> torch.Tensor:
-        return self.probs
+    def _conditional_mean(self, post: torch.Tensor) -> torch.Tensor:
+        return post @ self.probs_
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"

@@ -10,6 +10,7 @@ figures compose in subplots.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -18,6 +19,7 @@ import torch
 from matplotlib.axes import Axes
 
 from dgm_lab._validation import as_float_tensor, check_int
+from dgm_lab.model import DensityModel
 
 
 def _new_ax(ax: Axes | None, size: tuple[float, float] = (4, 4)) -> Axes:
@@ -71,7 +73,8 @@ def density_heatmap(log_prob: Callable[[torch.Tensor], torch.Tensor], *,
                     bounds: tuple[float, float, float, float] = (-4, 4, -4, 4),
                     resolution: int = 200, samples: torch.Tensor | np.ndarray | None = None,
                     ax: Axes | None = None, title: str | None = None,
-                    log_scale: bool = False, cmap: str = "viridis") -> Axes:
+                    log_scale: bool = False, cmap: str = "viridis",
+                    device: torch.device | str | None = None) -> Axes:
     """Draw a 2-D density as a heat map, optionally with samples on top.
 
     Arguments:
@@ -80,16 +83,37 @@ def density_heatmap(log_prob: Callable[[torch.Tensor], torch.Tensor], *,
         resolution: grid points per axis.
         samples: ``[n, 2]`` points drawn as small white dots.
         log_scale: show the log-density instead of the density.
+        device: where the grid is built (and ``log_prob`` evaluated). By default the device
+            of the model behind a bound method such as ``model.log_prob`` (any
+            :class:`~dgm_lab.model.DensityModel`), else the CPU.
+
+    Returns:
+        The axes.
+
+    Example:
+        >>> density_heatmap(toy_density("two_moons").log_prob, bounds=(-2, 2, -1.5, 1.5))
     """
     resolution = check_int(resolution, "resolution", minimum=2)
+    if not callable(log_prob):
+        raise TypeError(f"log_prob must be callable (e.g. model.log_prob), "
+                        f"got {type(log_prob).__name__}")
+    if len(bounds) != 4 or not all(isinstance(b, numbers.Real) for b in bounds):
+        raise TypeError(f"bounds must be four numbers (xmin, xmax, ymin, ymax), got {bounds!r}")
     xmin, xmax, ymin, ymax = bounds
     if not (xmin < xmax and ymin < ymax):
         raise ValueError(f"bounds must be (xmin, xmax, ymin, ymax) with min < max, got {bounds}")
-    xs = torch.linspace(xmin, xmax, resolution)
-    ys = torch.linspace(ymin, ymax, resolution)
+    if device is None:
+        model = getattr(log_prob, "__self__", None)
+        device = model.device if isinstance(model, DensityModel) else "cpu"
+    xs = torch.linspace(xmin, xmax, resolution, device=device)
+    ys = torch.linspace(ymin, ymax, resolution, device=device)
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
     with torch.no_grad():
-        values = log_prob(grid).detach().float().cpu().reshape(resolution, resolution)
+        values = torch.as_tensor(log_prob(grid))
+    if values.shape != (len(grid),):
+        raise ValueError(f"log_prob must map [m, 2] points to [m] log-densities, "
+                         f"got shape {tuple(values.shape)} for m = {len(grid)}")
+    values = values.detach().float().cpu().reshape(resolution, resolution)
     shown = values if log_scale else values.exp()
     ax = _new_ax(ax)
     ax.imshow(shown.numpy(), origin="lower", extent=bounds, cmap=cmap, aspect="auto")

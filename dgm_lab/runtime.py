@@ -24,20 +24,30 @@ def device(prefer: str | None = None) -> torch.device:
             automatically. The environment variable ``DGM_LAB_DEVICE`` overrides the
             automatic choice, which is handy to force the CPU on a GPU machine.
 
+    Returns:
+        A ``torch.device``. Raises ``ValueError`` for an unknown name or an unavailable
+        device (the message says whether it came from ``prefer`` or ``DGM_LAB_DEVICE``).
+
     Example:
         >>> import dgm_lab
         >>> x = torch.zeros(3, device=dgm_lab.device())
     """
+    if prefer is not None and not isinstance(prefer, str):
+        raise TypeError(f"prefer must be a device name such as 'cpu', got {type(prefer).__name__}")
+    source = "prefer" if prefer else "the environment variable DGM_LAB_DEVICE"
     name = prefer or os.environ.get("DGM_LAB_DEVICE")
-    if name is not None:
-        if not isinstance(name, str):
-            raise TypeError(
-                f"prefer must be a device name such as 'cpu', got {type(name).__name__}")
-        dev = torch.device(name)
+    if name:
+        try:
+            dev = torch.device(name)
+        except RuntimeError as err:
+            raise ValueError(f"unknown device {name!r} (from {source}); use 'cpu', 'cuda', "
+                             "'cuda:1' or 'mps'") from err
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' was requested but torch.cuda.is_available() is False")
+            raise ValueError(f"device {name!r} was requested (by {source}) but "
+                             "torch.cuda.is_available() is False")
         if dev.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError("device 'mps' was requested but no Apple MPS backend is available")
+            raise ValueError(f"device {name!r} was requested (by {source}) but no Apple MPS "
+                             "backend is available")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")

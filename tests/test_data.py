@@ -389,7 +389,7 @@ def grids():
         xs = xmin + CELL * (torch.arange(nx, dtype=torch.float64) + 0.5)
         ys = ymin + CELL * (torch.arange(ny, dtype=torch.float64) + 0.5)
         pts = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
-        out[name] = d.log_prob(pts).reshape(ny, nx)  # rows = y, columns = x
+        out[name] = d.double().log_prob(pts).reshape(ny, nx)  # rows = y, columns = x
     return out
 
 
@@ -449,10 +449,13 @@ def test_sample_shape_and_repeatability(name):
     assert d.has_exact_log_prob and d.name == name
     xmin, xmax, ymin, ymax = d.bounds
     assert xmin < xmax and ymin < ymax
-    # log_prob keeps the input dtype and accepts numpy arrays
-    assert d.log_prob(a).dtype == torch.float32
-    assert d.log_prob(a.double()).dtype == torch.float64
+    # float32 by default; log_prob converts its input to the density's dtype, accepts numpy
+    # arrays, and a float64 density agrees with the float32 one
+    assert d.dtype == torch.float32 and d.log_prob(a.double()).dtype == torch.float32
     torch.testing.assert_close(d.log_prob(a.numpy()), d.log_prob(a))
+    exact = toy_density(name).double()
+    assert exact.sample(3).dtype == torch.float64
+    torch.testing.assert_close(d.log_prob(a).double(), exact.log_prob(a), rtol=1e-5, atol=1e-5)
 
 
 def test_eight_gaussians_vs_torch_mixture():
@@ -464,7 +467,7 @@ def test_eight_gaussians_vs_torch_mixture():
             torch.distributions.Normal(locs, torch.full_like(locs, 0.2)), 1))
     x = torch.cat([torch.randn(500, 2, dtype=torch.float64) * 2,
                    torch.tensor([[0.0, 0.0], [8.0, -7.0], [2.0, 0.0]], dtype=torch.float64)])
-    d = EightGaussians()
+    d = EightGaussians().double()
     torch.testing.assert_close(d.log_prob(x), oracle.log_prob(x), rtol=1e-10, atol=1e-10)
 
 
@@ -478,7 +481,7 @@ def test_rings_vs_scipy_lognormal():
     p_r = sum(w * stats.lognorm.pdf(r, s=0.1 / rk, scale=rk)
               for w, rk in zip(weights, radii, strict=True))
     mask = p_r > 1e-300
-    got = Rings().log_prob(torch.from_numpy(x)).numpy()
+    got = Rings().double().log_prob(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got[mask], np.log(p_r[mask] / (2 * np.pi * r[mask])), rtol=1e-9)
     origin = Rings().log_prob(torch.zeros(1, 2))
     assert origin.item() == -math.inf
@@ -495,7 +498,7 @@ def test_two_moons_vs_scipy_quad():
     rng = np.random.default_rng(2)
     pts = np.c_[rng.uniform(-2, 2, 40), rng.uniform(-1.5, 1.5, 40)]
     ref = np.log([density(p) for p in pts])
-    got = TwoMoons().log_prob(torch.from_numpy(pts)).numpy()
+    got = TwoMoons().double().log_prob(torch.from_numpy(pts)).numpy()
     np.testing.assert_allclose(got, ref, atol=1e-6)  # log-space: relative error < 1e-6
     assert np.isfinite(TwoMoons().log_prob(torch.tensor([[30.0, -30.0]])).numpy()).all()
 
@@ -531,9 +534,9 @@ def test_toy_density_factory():
 @pytest.mark.parametrize("name", NAMES)
 def test_toy_density_bad_input(name):
     d = toy_density(name)
-    with pytest.raises(ValueError, match=r"shape \[n, 2\]"):
+    with pytest.raises(ValueError, match="x has 3 features but this .* expects 2"):
         d.log_prob(torch.zeros(4, 3))
-    with pytest.raises(ValueError, match=r"shape \[n, d\]"):
+    with pytest.raises(ValueError, match=r"shape \[n, 2\]"):
         d.log_prob(torch.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
         d.log_prob(torch.tensor([[0.0, float("nan")]]))
@@ -558,8 +561,12 @@ def test_no_exact_log_prob_raises():
         name = "sampled"
         has_exact_log_prob = False
 
-        def _sample(self, n, generator, device):
-            return torch.randn(n, 2, generator=generator, device=device)
+        def __init__(self):
+            super().__init__()
+            self._constant("scale", 1.0)
+
+        def _sample(self, n, generator):
+            return self.scale * torch.randn(n, 2, generator=generator)
 
     d = Sampled()
     assert d.sample(3).shape == (3, 2)
@@ -570,13 +577,14 @@ def test_no_exact_log_prob_raises():
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", NAMES)
 def test_toy_density_cuda(name):
-    d = toy_density(name)
+    d = toy_density(name).to("cuda")
     g = torch.Generator(device="cuda").manual_seed(0)
     x = d.sample(1000, generator=g)
     assert x.device.type == "cuda"
     lp = d.log_prob(x)
     assert lp.device.type == "cuda"
-    torch.testing.assert_close(lp.cpu(), d.log_prob(x.cpu()), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(lp.cpu(), toy_density(name).log_prob(x.cpu()), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_checkerboard_samples_stay_on_dark_squares_after_float32_rounding(monkeypatch):

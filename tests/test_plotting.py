@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from dgm_lab.data import toy_density
+from dgm_lab.model import DensityModel
 from dgm_lab.plotting import density_heatmap, image_grid, training_curves
 
 
@@ -39,9 +41,56 @@ def test_density_heatmap_shows_the_density_on_the_grid():
     assert values.max() == pytest.approx(1 / (2 * np.pi), rel=1e-5)
 
 
-def test_density_heatmap_rejects_bad_bounds():
+def test_density_heatmap_of_a_model_matches_its_log_prob_on_the_grid():
+    moons = toy_density("two_moons")
+    ax = density_heatmap(moons.log_prob, bounds=(-2, 2, -1.5, 1.5), resolution=5,
+                         log_scale=True)
+    xs, ys = np.linspace(-2, 2, 5), np.linspace(-1.5, 1.5, 5)
+    grid = torch.tensor([[x, y] for y in ys for x in xs], dtype=torch.float32)  # row = y
+    np.testing.assert_allclose(ax.get_images()[0].get_array(),
+                               moons.log_prob(grid).reshape(5, 5).numpy(), rtol=1e-6)
+
+
+class _Elsewhere(DensityModel):
+    """A model that claims to live on the 'meta' device and records what it is given."""
+
+    seen: list = []
+
+    @property
+    def device(self):
+        return torch.device("meta")
+
+    def log_prob(self, x):
+        self.seen.append(x.device)
+        return torch.zeros(len(x))
+
+
+def test_density_heatmap_builds_its_grid_on_the_models_device():
+    model = _Elsewhere()
+    density_heatmap(model.log_prob, resolution=3)
+    assert model.seen == [torch.device("meta")]
+    seen = []
+
+    def plain(x):
+        seen.append(x.device)
+        return torch.zeros(len(x))
+
+    density_heatmap(plain, resolution=3)
+    density_heatmap(plain, resolution=3, device="meta")
+    assert seen == [torch.device("cpu"), torch.device("meta")]
+
+
+def test_density_heatmap_rejects_bad_arguments():
     with pytest.raises(ValueError, match="bounds"):
         density_heatmap(lambda x: x.sum(1), bounds=(1, -1, 0, 1))
+    with pytest.raises(TypeError, match="bounds must be four numbers"):
+        density_heatmap(lambda x: x.sum(1), bounds=(0, 1, 0))
+    with pytest.raises(TypeError, match="log_prob must be callable"):
+        density_heatmap(torch.zeros(3))
+    with pytest.raises(ValueError, match="log_prob must map"):
+        density_heatmap(lambda x: x, resolution=4)
+    with pytest.raises(ValueError, match="resolution must be >= 2"):
+        density_heatmap(lambda x: x.sum(1), resolution=1)
 
 
 def test_training_curves_plots_every_curve():
