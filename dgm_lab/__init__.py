@@ -2,8 +2,9 @@
 
 One module per chapter family (``naive_bayes``, ``density``, ...), plus a few shared
 pieces: ``model`` (:class:`DensityModel`, the interface every density model follows),
-``data`` (embedded datasets, no downloads), ``train`` (the one training loop), ``plotting``,
-``runtime`` (device and seeding) and ``grading`` (helpers for hidden tests).
+``data`` (embedded datasets, no downloads), ``train`` (the one training loop), ``results``
+(results files and checkpoints), ``plotting``, ``runtime`` (device and seeding) and
+``grading`` (sandboxed autograding of the labs).
 """
 
 from dgm_lab.model import DensityModel

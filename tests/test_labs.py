@@ -363,7 +363,7 @@ CHEATS: dict[str, dict[str, str]] = {
         "ex3_code": (
             "import dgm_lab.naive_bayes as nb\n"
             "model = nb.BernoulliNaiveBayes(alpha).fit(x, y, n_classes)\n"
-            "return model.class_log_prior, model.probs\n"),
+            "return model.class_log_prior_, model.probs_\n"),
     },
 }
 

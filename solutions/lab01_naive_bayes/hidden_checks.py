@@ -19,23 +19,23 @@ F32 = "float32"
 
 def reference_gaussian_fit(x, y, n_classes, var_smoothing):
     model = nb.GaussianNaiveBayes(var_smoothing).fit(x, y, n_classes)
-    return model.class_log_prior, model.means, model.variances
+    return model.class_log_prior_, model.means_, model.variances_
 
 
 def reference_log_posterior(x, log_prior, means, variances):
     model = nb.GaussianNaiveBayes()
-    model.class_log_prior, model.means, model.variances = log_prior, means, variances
+    model.class_log_prior_, model.means_, model.variances_ = log_prior, means, variances
     return model.predict_log_proba(x)
 
 
 def reference_bernoulli_fit(x, y, n_classes, alpha):
     model = nb.BernoulliNaiveBayes(alpha).fit(x, y, n_classes)
-    return model.class_log_prior, model.probs
+    return model.class_log_prior_, model.probs_
 
 
 def reference_impute(x, observed, log_prior, probs):
     model = nb.BernoulliNaiveBayes()
-    model.class_log_prior, model.probs = log_prior, probs
+    model.class_log_prior_, model.probs_ = log_prior, probs
     return model.impute(x, observed)
 
 
