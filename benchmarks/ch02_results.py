@@ -5,7 +5,7 @@
 Data (fixed, so that later chapters score their models on the same points):
 
 * the four 2-D toy densities of ``dgm_lab.data.toy_density``: train / val / test sets of
-  ``TOY_SPLIT`` points drawn with seeds 1 / 2 / 3 (``toy_split``);
+  ``dgm_lab.data.load_toy`` (2,000 / 1,000 / 4,000 points, seeds 1 / 2 / 3);
 * the dequantised 8x8 digits: the fixed split of ``dgm_lab.data.load_digits``, noise seed 0.
 
 Models, every hyperparameter chosen on the validation split only: one Gaussian (maximum
@@ -27,11 +27,10 @@ import numpy as np
 import torch
 
 from dgm_lab import results
-from dgm_lab.data import TOY_DENSITIES, load_digits, toy_density
+from dgm_lab.data import TOY_DENSITIES, TOY_SPLITS, load_digits, load_toy, toy_density
 from dgm_lab.density import Gaussian, GaussianMixture, KernelDensity, select_bandwidth
 
 CHAPTER = 2
-TOY_SPLIT = {"train": (2000, 1), "val": (1000, 2), "test": (4000, 3)}  # split: (points, seed)
 TOY_BANDWIDTHS = np.logspace(-2.3, 0.3, 27).tolist()
 DIGIT_BANDWIDTHS = np.logspace(-2, 0, 21).tolist()
 TOY_COMPONENTS = [(k, 1e-6) for k in (2, 4, 8, 16, 32)]
@@ -41,9 +40,7 @@ GMM_SEED = 0
 
 def toy_split(name: str) -> dict[str, torch.Tensor]:
     """The train / val / test points of toy density ``name`` (float64)."""
-    toy = toy_density(name)
-    return {split: toy.sample(n, generator=torch.Generator().manual_seed(seed)).double()
-            for split, (n, seed) in TOY_SPLIT.items()}
+    return {split: load_toy(name, split).double() for split in TOY_SPLITS}
 
 
 def digits_split() -> dict[str, torch.Tensor]:

@@ -30,12 +30,13 @@ from dgm_lab.data import (
     load_digits,
     load_mnist,
     load_mnist_5k,
+    load_toy,
     read_idx,
     toy_density,
 )
 
 SPLITS = ("train", "val", "test")
-NAMES = ("eight_gaussians", "rings", "two_moons", "checkerboard")
+NAMES = ("eight_gaussians", "grid25", "rings", "two_moons", "checkerboard")
 
 
 # ---------------------------------------------------------------------------------------
@@ -110,6 +111,17 @@ def test_digits_binary_form():
         assert torch.equal(yf, yb)
         assert set(xb.unique().tolist()) <= {0.0, 1.0}
         assert torch.equal(xb, ((xf * 16).round() >= 8).float())
+
+
+def test_digits_levels_form_is_the_raw_integer_pixels(sk_digits):
+    rows = {tuple(row) for row in sk_digits[0].tolist()}
+    for split in SPLITS:
+        x, y = load_digits(split, "levels")
+        xf, yf = load_digits(split, "float")
+        assert x.dtype == torch.int64 and x.shape == (DIGITS_SPLIT_SIZES[split], 64)
+        assert torch.equal(y, yf) and torch.equal(x, (xf * 16).round().long())
+        assert x.min() >= 0 and x.max() <= 16
+        assert all(tuple(row) in rows for row in x.tolist())
 
 
 def test_digits_dequantized_form():
@@ -469,6 +481,36 @@ def test_eight_gaussians_vs_torch_mixture():
                    torch.tensor([[0.0, 0.0], [8.0, -7.0], [2.0, 0.0]], dtype=torch.float64)])
     d = EightGaussians().double()
     torch.testing.assert_close(d.log_prob(x), oracle.log_prob(x), rtol=1e-10, atol=1e-10)
+
+
+def test_grid25_vs_torch_mixture():
+    locs = torch.tensor([[2.0 * i, 2.0 * j] for i in range(-2, 3) for j in range(-2, 3)],
+                        dtype=torch.float64)
+    oracle = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(probs=torch.full((25,), 1 / 25, dtype=torch.float64)),
+        torch.distributions.Independent(
+            torch.distributions.Normal(locs, torch.full_like(locs, 0.1)), 1))
+    x = torch.cat([torch.rand(500, 2, dtype=torch.float64) * 10 - 5,
+                   torch.tensor([[0.0, 0.0], [9.0, -7.0], [2.05, -3.9]], dtype=torch.float64)])
+    d = toy_density("grid25").double()
+    torch.testing.assert_close(d.log_prob(x), oracle.log_prob(x), rtol=1e-10, atol=1e-10)
+
+
+def test_load_toy_gives_the_same_fixed_points_every_time():
+    sizes = {"train": 2000, "val": 1000, "test": 4000}
+    for name in NAMES:
+        parts = {split: load_toy(name, split) for split in sizes}
+        for split, n in sizes.items():
+            assert parts[split].shape == (n, 2) and parts[split].dtype == torch.float32
+            assert torch.equal(parts[split], load_toy(name, split))
+        # three different draws, from the toy's own sampler with the documented seeds
+        assert not torch.equal(parts["train"][:1000], parts["val"])
+        oracle = toy_density(name).sample(4000, generator=torch.Generator().manual_seed(3))
+        assert torch.equal(parts["test"], oracle)
+    with pytest.raises(ValueError, match="split"):
+        load_toy("two_moons", "validation")
+    with pytest.raises(ValueError, match="unknown toy density"):
+        load_toy("moons")
 
 
 def test_rings_vs_scipy_lognormal():

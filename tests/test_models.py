@@ -23,6 +23,8 @@ from torch.utils._pytree import tree_leaves
 from dgm_lab import DensityModel
 from dgm_lab.data import TOY_DENSITIES
 from dgm_lab.density import (
+    BernoulliMixture,
+    CategoricalMixture,
     Gaussian,
     GaussianMixture,
     Histogram,
@@ -62,6 +64,10 @@ FITTED = {
                         lambda m, x, y, xb: m.fit(x), "x"),
     "GaussianNaiveBayes": (GaussianNaiveBayes, lambda m, x, y, xb: m.fit(x, y), "x"),
     "BernoulliNaiveBayes": (BernoulliNaiveBayes, lambda m, x, y, xb: m.fit(xb, y), "xb"),
+    "BernoulliMixture": (lambda: BernoulliMixture(3, seed=0), lambda m, x, y, xb: m.fit(xb),
+                         "xb"),
+    "CategoricalMixture": (lambda: CategoricalMixture(3, 3, seed=0),
+                           lambda m, x, y, xb: m.fit(xb), "xb"),
 }
 TOYS = {name: (cls, lambda m, x, y, xb: m, "x") for name, cls in TOY_DENSITIES.items()}
 ALL = {**FITTED, **TOYS}
@@ -228,7 +234,7 @@ def test_bad_input_gets_a_clear_error(name):
         (torch.zeros(0, d), ValueError, "empty"),
         (torch.full((2, d), math.inf), ValueError, "infinite"),
     ]
-    if not isinstance(model, BernoulliNaiveBayes):
+    if not isinstance(model, (BernoulliNaiveBayes, CategoricalMixture)):  # binary data
         cases.append((torch.ones(3, d, dtype=torch.bool), TypeError, "real numbers"))
     if not isinstance(model, (GaussianNaiveBayes, BernoulliNaiveBayes)):  # NaN = missing there
         cases.append((torch.full((2, d), math.nan), ValueError, "NaN"))
