@@ -318,15 +318,21 @@ def compute_verdicts(course: Course, lab: str, todo: list[Planned], *, jobs: int
 
 
 def record_grades(course: Course, lab: str, students: list[str], *,
+                  limits: Limits | None = None,
                   progress: bool = True) -> tuple[list[str], dict[str, str]]:
     """nbgrader's autograde for each student, one after the other, taking the verdicts from
-    the cache; each student's grades are committed before the next starts.
+    the cache (a submission whose verdict is not there, e.g. changed since, is graded with
+    ``limits``); each student's grades are committed before the next starts.
 
     Returns:
         (students recorded, {student: why nbgrader failed}).
     """
     cache = VerdictCache(course.cache)
-    api = nbgrader_api(course, SandboxedGrading={"verdict_cache": str(course.cache)})
+    limits = limits or course.limits()
+    api = nbgrader_api(course, SandboxedGrading={
+        "verdict_cache": str(course.cache), "exercise_timeout": limits.exercise_seconds,
+        "notebook_timeout": limits.notebook_seconds,
+        "memory_limit_mb": limits.memory_bytes >> 20})
     log = course.root / LOG_FOLDER / f"{lab}.nbgrader.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     recorded, failed = [], {}
@@ -445,6 +451,6 @@ def grade_lab(course: Course, lab: str, *, jobs: int = 1, force: bool = False,
     batch.verdict_seconds = time.perf_counter() - started
     started = time.perf_counter()
     batch.recorded, batch.failed = record_grades(course, lab, [p.student for p in todo],
-                                                 progress=progress)
+                                                 limits=limits, progress=progress)
     batch.record_seconds = time.perf_counter() - started
     return batch
