@@ -141,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     state = sandbox.status()
     print(f"{args.n} submissions of {args.lab}; sandbox: {state.kind}; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
-    pipelines = [("plain nbgrader", "plain"), ("sandboxed", "nbgrader"),
-                 ("grade --jobs 1", 1), (f"grade --jobs {args.jobs}", args.jobs)]
+    # the course's command first: each line is printed as soon as its pipeline is done
+    pipelines = [(f"grade --jobs {args.jobs}", args.jobs), ("grade --jobs 1", 1),
+                 ("sandboxed", "nbgrader"), ("plain nbgrader", "plain")]
     times, results = {}, {}
     with tempfile.TemporaryDirectory(prefix="dgm-bench-grading-") as tmp:
         for name, how in pipelines:
@@ -166,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:>16}: {times[name]:7.1f} s = {times[name] / args.n:5.2f} s per "
                   f"submission ({detail}); mean score {sum(got) / len(got):.2f}", flush=True)
     plain = times["plain nbgrader"]
+    # each pipeline draws its own random cases: solutions and blanks score the same anyway
     disagree = [name for name in results if results[name] != results["plain nbgrader"]]
     if disagree:
         print(f"WARNING: the scores of {disagree} differ from plain nbgrader's")
