@@ -541,6 +541,20 @@ def test_each_way_of_failing_costs_that_exercise_only(lab, tmp_path, kind, body,
     assert report.verdicts[1].message.startswith("scale: 2 / 2 points: passed")
 
 
+def test_replacing_the_writer_of_the_results_cannot_crash_the_grader(lab, tmp_path):
+    """numpy.savez replaced by the answer: the runner bound its own copy first, so grading is
+    unchanged. The runner's copy replaced too: the output is malformed, scores 0, and the grader
+    reports it instead of raising (an empty or broken .npz once crashed the whole batch)."""
+    body = "def add(a, b):\n    return a + b\n"
+    patched = submit(lab, tmp_path / "a.ipynb", ex1_code="np.savez = lambda *a, **k: None\n" + body)
+    assert scores(grade_submission(lab, patched, limits=FAST)) == [3.0, 2.0]
+    broken = submit(lab, tmp_path / "b.ipynb", ex1_code=(
+        "import __main__\n__main__._savez = lambda fh, **k: fh.write(b'not a zip')\n" + body))
+    report = grade_submission(lab, broken, limits=FAST)
+    assert scores(report) == [0.0, 0.0]
+    assert "came back malformed" in report.verdicts[0].message, report.verdicts[0].message
+
+
 def test_forged_progress_lines_do_not_extend_the_time_limit(lab, tmp_path):
     # The runner's progress file descriptor is in sys.argv: write "start" lines to reset the
     # clock, then work for longer than the limit. Stages only move forward, so it is cut.

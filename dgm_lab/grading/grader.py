@@ -331,7 +331,7 @@ def ending_message(outcome: _sandbox.Outcome, limits: _sandbox.Limits, sandboxed
     # bwrap reports a child killed by signal N as exit status 128 + N
     signal_number = -code if code < 0 else (code - 128 if sandboxed and code > 128 else 0)
     if signal_number == signal.SIGKILL:
-        return "was killed (SIGKILL): the process most likely ran out of memory"
+        return "was killed (SIGKILL): it ran out of memory, or your code killed the process"
     if signal_number == getattr(signal, "SIGXCPU", -1):
         return "used up the CPU time limit"
     if signal_number == getattr(signal, "SIGXFSZ", -1):
@@ -584,7 +584,8 @@ def _read(prefix: Path, limits: _sandbox.Limits) -> object:
         return _runner.read_tree(str(prefix), limits.max_output_bytes)
     except FileNotFoundError:
         return None
-    except (_runner.UnsafeData, OSError, ValueError, KeyError, EOFError) as err:
+    except Exception as err:  # noqa: BLE001 - untrusted bytes: any parsing failure (a broken
+        # zip, a crafted .npy header raising SyntaxError, ...) is the student's malformed output
         return _runner.Unsupported(f"malformed output ({_clean(err, 100)})")
 
 

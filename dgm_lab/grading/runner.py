@@ -50,6 +50,10 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
+# Bound before any student code runs, so an answer that replaces numpy.savez or json.dump
+# (both are module attributes it can reach) cannot silently change what this file writes.
+_savez, _json_dump = np.savez, json.dump
+
 FORMAT = "dgm-grading-tree/1"
 # Bounds on what read_tree accepts (the student's process writes the outputs).
 MAX_MANIFEST_BYTES = 4 << 20
@@ -140,9 +144,9 @@ def write_tree(prefix: str, tree: object) -> None:
     arrays: dict[str, np.ndarray] = {}
     manifest = {"format": FORMAT, "root": encode(tree, arrays)}
     with open(prefix + ".tmp.npz", "wb") as fh:
-        np.savez(fh, **arrays)
+        _savez(fh, **arrays)
     with open(prefix + ".tmp.json", "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh)
+        _json_dump(manifest, fh)
     os.replace(prefix + ".tmp.npz", prefix + ".npz")
     os.replace(prefix + ".tmp.json", prefix + ".json")
 
