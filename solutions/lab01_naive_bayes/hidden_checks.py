@@ -108,6 +108,8 @@ def log_posterior_cases(rng: np.random.Generator):
         x = torch.as_tensor(rng.normal(scale=scale, size=(n, d)))
         if dtype == "float64":  # (float32 cannot resolve a log posterior near 0 out there)
             x[0] = 100.0  # far from every mean: a plain exp() underflows, even in float64
+        else:  # every a_k below -250: a plain exp() underflows in float32 (near -103)
+            x[0] = 40.0 / d**0.5
         means = torch.as_tensor(rng.normal(scale=2.0, size=(k, d)))
         variances = torch.as_tensor(rng.uniform(0.2, 3.0, size=(k, d)))  # unequal per class
         log_prior = _prior(rng, k)
