@@ -76,7 +76,11 @@ __all__ = [
 
 
 def _first_parameter(model: nn.Module) -> torch.Tensor:
-    return next(model.parameters())
+    """The first parameter (or buffer) of ``model``: its dtype and device are the model's."""
+    for t in (*model.parameters(), *model.buffers()):
+        if t is not None:
+            return t
+    raise TypeError(f"{type(model).__name__} holds no tensor to take a device and dtype from")
 
 
 def _batch(model: nn.Module, x: object, name: str, width: int) -> torch.Tensor:
