@@ -64,6 +64,7 @@ __all__ = [
     "MLPAutoencoder",
     "blob_and_dot_images",
     "conv_output_size",
+    "conv_transpose_matrix",
     "conv_transpose_output_size",
     "corrupt",
     "denoising_loss",
@@ -241,6 +242,53 @@ def conv_transpose_output_size(size: int, kernel_size: int, stride: int = 1, pad
     if out < 1:
         raise ValueError(f"padding={p} removes the whole output (it would have length {out})")
     return out
+
+
+def conv_transpose_matrix(size: int, weight: torch.Tensor, stride: int = 1,
+                          padding: int = 0) -> torch.Tensor:
+    r"""The matrix of a one-channel 1-D transposed convolution: ``y = matrix @ x``.
+
+    A convolution with kernel :math:`w` (length :math:`k`), stride :math:`s` and padding
+    :math:`p` is a linear map, :math:`y = Cx`, whose row :math:`i` holds the kernel shifted
+    to position :math:`is - p`. The transposed convolution is the map with the transposed
+    matrix :math:`C^\top` (hence its name, Dumoulin & Visin, 2016): input :math:`i` spreads the
+    kernel over the outputs starting at :math:`is - p`,
+
+    .. math:: M_{ji} = w_{j + p - is} \quad \text{when } 0 \le j + p - is < k, \text{ else } 0,
+
+    for the :math:`o = (i_{\text{len}} - 1)s - 2p + k` outputs :math:`j` of
+    :func:`conv_transpose_output_size`. This is what ``torch.nn.ConvTranspose1d`` computes
+    (with ``dilation=1``, ``output_padding=0``, one channel, no bias).
+
+    Arguments:
+        size: input length :math:`\ge 1`.
+        weight: the kernel :math:`w`, ``[k]``.
+        stride: :math:`s \ge 1`.
+        padding: :math:`p \ge 0`.
+
+    Returns:
+        ``[o, size]`` in the dtype and on the device of ``weight``.
+
+    References:
+        V. Dumoulin and F. Visin (2016). A guide to convolution arithmetic for deep learning,
+        section 4.
+
+    Example:
+        >>> conv_transpose_matrix(2, torch.tensor([1.0, 2.0, 3.0]), stride=2)
+        tensor([[1., 0.],
+                [2., 0.],
+                [3., 1.],
+                [0., 2.],
+                [0., 3.]])
+    """
+    w = as_float_tensor(weight, "weight", ndim=1)
+    out = conv_transpose_output_size(size, len(w), stride, padding)
+    j = torch.arange(out, device=w.device)[:, None]
+    i = torch.arange(size, device=w.device)[None, :]
+    tap = j + padding - i * stride                          # which kernel entry lands at j
+    inside = (tap >= 0) & (tap < len(w))
+    return torch.where(inside, w[tap.clamp(0, len(w) - 1)], torch.zeros((), dtype=w.dtype,
+                                                                        device=w.device))
 
 
 class ConvAutoencoder(nn.Module):

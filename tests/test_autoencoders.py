@@ -30,6 +30,7 @@ from dgm_lab.autoencoders import (
     MLPAutoencoder,
     blob_and_dot_images,
     conv_output_size,
+    conv_transpose_matrix,
     conv_transpose_output_size,
     corrupt,
     denoising_loss,
@@ -89,6 +90,24 @@ def test_conv_transpose_inverts_the_shapes_of_a_strided_convolution():
         down = conv_output_size(size, 3, stride=2, padding=1)
         back = [conv_transpose_output_size(down, 3, 2, 1, a) for a in (0, 1)]
         assert size in back  # output_padding picks which of the two input sizes to produce
+
+
+@pytest.mark.parametrize("size, k, s, p", [(1, 1, 1, 0), (4, 4, 2, 1), (5, 3, 2, 0), (7, 5, 3, 2),
+                                            (3, 2, 4, 1)])
+def test_conv_transpose_matrix_is_what_torch_computes_and_the_transposed_convolution(size, k, s,
+                                                                                     p):
+    w = torch.randn(k, dtype=torch.float64, generator=torch.Generator().manual_seed(k))
+    matrix = conv_transpose_matrix(size, w, s, p)
+    eye = torch.eye(size, dtype=torch.float64)[:, None, :]            # one input per basis vector
+    columns = torch.nn.functional.conv_transpose1d(eye, w[None, None], stride=s, padding=p)
+    torch.testing.assert_close(matrix, columns[:, 0, :].T)
+    # the convolution with the same kernel maps back: its matrix is the transpose
+    eye_out = torch.eye(matrix.shape[0], dtype=torch.float64)[:, None, :]
+    conv = torch.nn.functional.conv1d(eye_out, w[None, None], stride=s, padding=p)[:, 0, :]
+    if conv.shape[1] == size:
+        torch.testing.assert_close(matrix.T, conv.T)
+    with pytest.raises(ValueError, match=r"weight must have shape \[n\]"):
+        conv_transpose_matrix(size, w[None], s, p)
 
 
 def test_conv_sizes_bad_input():
