@@ -38,6 +38,8 @@ benchmarks: setup
 	$(PYTHON) benchmarks/bench_device.py
 	$(PYTHON) benchmarks/bench_notebooks.py
 	$(PYTHON) benchmarks/bench_grading.py
+	$(PYTHON) benchmarks/ch03_results.py
+	$(PYTHON) benchmarks/ch05_results.py
 
 clean:
 	rm -rf _build

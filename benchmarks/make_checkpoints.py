@@ -19,6 +19,7 @@ few MB (``results.MAX_CHECKPOINT_BYTES``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Callable
@@ -71,6 +72,19 @@ RECIPES = {r.name: r for r in [
            metric="nll", about={"data": "digits-float", "split": "test",
                                 "unit": "nats per image, -log p(y | x)"}),
 ]}
+
+
+# -- chapters whose results script defines the recipes: recipes() -> Recipe keyword dicts ----
+
+def _chapter_recipes(script: str) -> list[Recipe]:
+    spec = importlib.util.spec_from_file_location(script, Path(__file__).with_name(f"{script}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(script, module)
+    spec.loader.exec_module(module)
+    return [Recipe(**kw) for kw in module.recipes()]
+
+
+RECIPES.update({r.name: r for r in _chapter_recipes("ch05_results")})
 
 
 def make(recipe: Recipe, *, epochs: int | None = None, folder: Path | None = None) -> dict:

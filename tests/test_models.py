@@ -39,6 +39,7 @@ from dgm_lab.density import (
 )
 from dgm_lab.model import multinomial, rand, randint, randn
 from dgm_lab.naive_bayes import BernoulliNaiveBayes, GaussianNaiveBayes
+from dgm_lab.pca import ProbabilisticPCA
 
 
 def _data(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -68,6 +69,7 @@ FITTED = {
                          "xb"),
     "CategoricalMixture": (lambda: CategoricalMixture(3, 3, seed=0),
                            lambda m, x, y, xb: m.fit(xb), "xb"),
+    "ProbabilisticPCA": (lambda: ProbabilisticPCA(1), lambda m, x, y, xb: m.fit(x), "x"),
 }
 TOYS = {name: (cls, lambda m, x, y, xb: m, "x") for name, cls in TOY_DENSITIES.items()}
 ALL = {**FITTED, **TOYS}
