@@ -356,6 +356,19 @@ def test_iaf_is_maf_turned_around():
     torch.testing.assert_close(log_p, i.log_prob(xs))
 
 
+def test_stacked_maf_layers_alternate_their_order():
+    """One MAF layer's Jacobian is triangular; two, with the order reversed between them, make
+    every output depend on every input (without the reversal it would stay triangular)."""
+    torch.manual_seed(0)
+    x = torch.randn(3, dtype=torch.float64)
+    one = randomize(maf(3, n_layers=1, hidden=[10]))
+    jac = _jacobian(lambda v: one.transform(v)[0], x)
+    assert torch.equal(jac.triu(1), torch.zeros_like(jac))  # natural order: z_i needs x_<=i
+    two = randomize(maf(3, n_layers=2, hidden=[10]))
+    jac = _jacobian(lambda v: two.transform(v)[0], x)
+    assert (jac.abs() > 1e-8).all()
+
+
 def test_sample_with_log_prob_agrees_with_log_prob_for_every_flow():
     for name, (build, shape) in FLOWS.items():
         flow = randomize(build(), seed=2, scale=0.1)
