@@ -242,6 +242,7 @@ def test_coupling_layers_leave_the_masked_half_alone_and_nice_preserves_volume()
 
 def test_masks():
     assert alternating_mask(4).tolist() == [1, 0, 1, 0]
+    assert alternating_mask(5, 1).tolist() == [0, 1, 0, 1, 0]  # the other half
     board = checkerboard_mask((2, 3, 3), 0)
     assert board[0].tolist() == [[1, 0, 1], [0, 1, 0], [1, 0, 1]] and torch.equal(board[0],
                                                                                   board[1])
@@ -356,9 +357,10 @@ def test_iaf_is_maf_turned_around():
     torch.testing.assert_close(log_p, i.log_prob(xs))
 
 
-def test_stacked_maf_layers_alternate_their_order():
+def test_stacked_layers_alternate_their_order():
     """One MAF layer's Jacobian is triangular; two, with the order reversed between them, make
-    every output depend on every input (without the reversal it would stay triangular)."""
+    every output depend on every input (without the reversal it would stay triangular); the
+    same for two RealNVP couplings with alternating masks."""
     torch.manual_seed(0)
     x = torch.randn(3, dtype=torch.float64)
     one = randomize(maf(3, n_layers=1, hidden=[10]))
@@ -366,6 +368,10 @@ def test_stacked_maf_layers_alternate_their_order():
     assert torch.equal(jac.triu(1), torch.zeros_like(jac))  # natural order: z_i needs x_<=i
     two = randomize(maf(3, n_layers=2, hidden=[10]))
     jac = _jacobian(lambda v: two.transform(v)[0], x)
+    assert (jac.abs() > 1e-8).all()
+    # RealNVP's couplings alternate their masks: two layers transform both halves
+    nvp = randomize(real_nvp(2, n_layers=2, hidden=[10]))
+    jac = _jacobian(lambda v: nvp.transform(v)[0], x[:2])
     assert (jac.abs() > 1e-8).all()
 
 
