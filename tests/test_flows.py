@@ -334,6 +334,8 @@ def test_made_affine_is_triangular_in_its_order_and_matches_gaussian_conditional
     jac = _jacobian(lambda v: layer(v)[0], x[0])
     later = position[None, :] > position[:, None]  # input j comes after output i
     assert (jac[later] == 0).all() and (jac.diagonal() != 0).all()
+    # the inverse fills the coordinates in the layer's own order, not the natural one
+    torch.testing.assert_close(layer.inverse(layer(x)[0])[0], x)
     flow = Flow(layer, 5)
     mu, raw = layer.made(x).unbind(2)
     alpha = 3 * torch.tanh(raw / 3)
