@@ -307,7 +307,15 @@ def test_actnorm_initialises_each_channel_to_mean_zero_and_unit_variance():
 
 def test_lu_convolution_is_an_lu_factorisation_with_the_determinant_of_its_diagonal():
     conv = randomize(InvertibleConv1x1(5), seed=3)
+    eye = torch.eye(5, dtype=torch.float64)
+    with torch.no_grad():  # a permutation and signs that a lost factor cannot hide from
+        conv.permutation.copy_(eye[[2, 0, 4, 1, 3]])
+        conv.sign.copy_(torch.tensor([1.0, -1.0, 1.0, -1.0, -1.0]))
     w = conv.matrix()
+    # W = P L (U + diag(sign * exp(v))), assembled by hand (Kingma and Dhariwal, 2018, eq. 10)
+    by_hand = conv.permutation @ (torch.tril(conv.lower, -1) + eye) @ (
+        torch.triu(conv.upper, 1) + torch.diag(conv.sign * conv.log_diag.exp()))
+    torch.testing.assert_close(w, by_hand)
     sign, log_abs = torch.linalg.slogdet(w)
     torch.testing.assert_close(conv.log_abs_det(), log_abs)
     p, lower, upper = torch.linalg.lu(w)  # scipy-style LU of the assembled matrix
@@ -321,7 +329,9 @@ def test_lu_convolution_is_an_lu_factorisation_with_the_determinant_of_its_diago
     with torch.no_grad():
         conv.lower.add_(torch.triu(torch.ones(5, 5, dtype=torch.float64)))
     torch.testing.assert_close(conv.matrix(), w)
-    # it starts as a rotation: volume-preserving
+    # it starts as a rotation: orthogonal, volume-preserving
+    start = InvertibleConv1x1(6).matrix().detach()
+    torch.testing.assert_close(start @ start.T, torch.eye(6), atol=1e-5, rtol=0)
     assert abs(InvertibleConv1x1(6).log_abs_det().item()) < 1e-5
 
 
