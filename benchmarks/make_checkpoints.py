@@ -65,12 +65,36 @@ def _train_logistic(model, epochs):
                seed=0, device="cpu", progress=False)
 
 
+# -- chapter 9: normalizing flows; the builders and trainers live in its results script ----
+
+def _chapter_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_ch09 = _chapter_script("ch09_results")
+_CH09 = [
+    Recipe("ch09_maf_digits", build=_ch09.build_digits_flow, train=_ch09.train_digits_flow,
+           epochs=_ch09.DIGIT_EPOCHS, figure=lambda m: _ch09.digits_bound(m, 1),
+           metric="nll", about={"data": "digits-levels", "split": "test",
+                                "unit": "nats per image, one-sample bound on -log P(k)"}),
+    *[Recipe(_ch09.checkpoint_name(model, toy),
+             build=lambda model=model: _ch09.build_toy_flow(model),
+             train=lambda m, epochs, toy=toy: _ch09.train_toy_flow(m, toy, epochs),
+             epochs=_ch09.TOY_EPOCHS, figure=lambda m, toy=toy: _ch09.toy_test_nll(m, toy),
+             metric="nll", about={"data": toy, "split": "test", "unit": "nats per point"})
+      for model, toy in _ch09.TOY_CHECKPOINTS],
+]
+
 RECIPES = {r.name: r for r in [
     Recipe("ch01_logistic_regression_digits", build=lambda: nn.Linear(64, 10),
            train=_train_logistic, epochs=100,
            figure=lambda m: evaluate(m, _cross_entropy, _digits("test")),
            metric="nll", about={"data": "digits-float", "split": "test",
                                 "unit": "nats per image, -log p(y | x)"}),
+    *_CH09,
 ]}
 
 

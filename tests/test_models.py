@@ -37,6 +37,7 @@ from dgm_lab.density import (
     rule_of_thumb_bandwidth,
     select_bandwidth,
 )
+from dgm_lab.flows import iaf, maf, negative_log_likelihood, real_nvp
 from dgm_lab.model import multinomial, rand, randint, randn
 from dgm_lab.naive_bayes import BernoulliNaiveBayes, GaussianNaiveBayes
 from dgm_lab.pca import ProbabilisticPCA
@@ -72,7 +73,26 @@ FITTED = {
     "ProbabilisticPCA": (lambda: ProbabilisticPCA(1), lambda m, x, y, xb: m.fit(x), "x"),
 }
 TOYS = {name: (cls, lambda m, x, y, xb: m, "x") for name, cls in TOY_DENSITIES.items()}
-ALL = {**FITTED, **TOYS}
+
+
+def _train_flow(flow, x):
+    """A flow has no fit: it is a density from the start. Two epochs of maximum likelihood
+    through dgm_lab.train.fit, in the data's dtype (float32 for half data), on its device."""
+    from dgm_lab.train import fit  # noqa: PLC0415
+
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    fit(flow.to(dtype), negative_log_likelihood, x.to(dtype), epochs=2, batch_size=60, lr=1e-2,
+        seed=0, device=x.device, progress=False)
+    return flow
+
+
+# flows (chapter 9) are valid densities before any training, so they have no unfitted state
+FLOWS = {name: (make, lambda m, x, y, xb: _train_flow(m, x), "x") for name, make in {
+    "RealNVP": lambda: real_nvp(2, n_layers=2, hidden=[8]),
+    "MAF": lambda: maf(2, n_layers=2, hidden=[8]),
+    "IAF": lambda: iaf(2, n_layers=2, hidden=[8]),
+}.items()}
+ALL = {**FITTED, **TOYS, **FLOWS}
 
 
 def build(name: str, dtype: torch.dtype = torch.float32,
@@ -145,7 +165,8 @@ def test_float64_models_and_conversions(name):
     assert model.dtype == torch.float32 and model.sample(3).dtype == torch.float32
     lp32 = model.log_prob(x[:40].float())
     assert lp32.dtype == torch.float32
-    np.testing.assert_allclose(lp32.double().numpy(), lp64.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(lp32.double().detach().numpy(), lp64.detach().numpy(), rtol=1e-4,
+                               atol=1e-4)  # a flow's log_prob keeps its gradient
 
 
 @pytest.mark.parametrize("name", ALL)

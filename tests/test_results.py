@@ -134,6 +134,20 @@ def test_checkpoint_round_trip_and_deterministic_bytes(tmp_path):
     assert results.checkpoint_meta("tiny", folder=tmp_path)["sha256"] == meta["sha256"]
 
 
+def test_checkpoint_of_a_density_model_keeps_its_extra_state(tmp_path):
+    """A DensityModel's state_dict holds a dict (its extra state) next to its tensors."""
+    from dgm_lab.density import Gaussian
+
+    model = Gaussian().fit(torch.randn(50, 2, dtype=torch.float64))
+    assert any(not isinstance(v, torch.Tensor) for v in model.state_dict().values())
+    meta = {"metric": "nll", "value": 1.0, "seed": 0, "command": "python make.py g"}
+    results.save_checkpoint(model, "g", meta, folder=tmp_path)
+    fresh = Gaussian()
+    results.load_checkpoint("g", fresh, folder=tmp_path)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    torch.testing.assert_close(fresh.log_prob(x), model.log_prob(x))
+
+
 def test_missing_checkpoints_name_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="make_checkpoints.py nothing"):
         results.load_checkpoint("nothing", nn.Linear(2, 2), folder=tmp_path)

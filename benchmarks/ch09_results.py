@@ -1,0 +1,180 @@
+"""Test figures of chapter 9's normalizing flows, written to benchmarks/results/ch09.csv.
+
+    python benchmarks/make_checkpoints.py ch09_maf_digits   # the digits flow, first
+    python benchmarks/ch09_results.py                       # toys and digits
+    python benchmarks/ch09_results.py --toys two_moons --no-digits   # some rows only
+
+Data: the fixed splits of the course. On the five 2-D toys (``load_toy``: 2,000 / 1,000 /
+4,000 points) RealNVP and MAF train by maximum likelihood, keep the epoch with the best
+validation NLL, and are scored on the test points next to the exact density's test NLL, the
+floor no model beats on average. On the 17-level digits (``load_digits(form="levels")``) a MAF
+on the logit of uniformly dequantised pixels is scored by a proper bound on the negative
+log-probability of the integer test images, with fresh noise: the one-sample bound and the
+importance-weighted bound with 1000 noise samples per image (``DequantizedFlow``). The
+chapter 2 Gaussian mixture (best K by validation) is fitted again in the same run, on the same
+split, by ``benchmarks/ch02_results.py``'s own code. Everything runs on one CPU thread.
+
+The models that the book shows are checkpoints (``benchmarks/make_checkpoints.py``, whose
+recipes call the builders and trainers below); this script loads those instead of training
+them again, and trains the other toy models itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from dgm_lab import results, seed_everything
+from dgm_lab.data import TOY_DENSITIES, load_digits, load_toy, toy_density
+from dgm_lab.flows import (
+    Chain,
+    DequantizedFlow,
+    Flow,
+    Logit,
+    maf,
+    negative_log_likelihood,
+    real_nvp,
+)
+from dgm_lab.train import evaluate, fit
+
+CHAPTER = 9
+HERE = Path(__file__).resolve().parent
+LEVELS = 17
+TOY_EPOCHS = 250
+TOY_PATIENCE = 50
+DIGIT_EPOCHS = 80
+DIGIT_SAMPLES = 1000  # importance samples per test image for the reported bound
+BOUND_SEED = 0  # the fresh test noise
+
+TOY_MODELS = {
+    "real-nvp": lambda: real_nvp(2, n_layers=8, hidden=[64, 64]),
+    "maf": lambda: maf(2, n_layers=8, hidden=[64, 64]),
+}
+TOY_CONFIG = {"real-nvp": "8 affine couplings, MLP 64-64, best epoch on val",
+              "maf": "8 MADE affine layers, 64-64, reversed orders, best epoch on val"}
+# the toy models saved as checkpoints for the page: (model, toy)
+TOY_CHECKPOINTS = [("real-nvp", "two_moons"), ("maf", "two_moons")]
+
+
+def checkpoint_name(model: str, toy: str) -> str:
+    return f"ch09_{model.replace('-', '_')}_{toy}"
+
+
+# ---- the toys ----------------------------------------------------------------------------
+
+def build_toy_flow(model: str) -> Flow:
+    return TOY_MODELS[model]()
+
+
+def train_toy_flow(flow: Flow, toy: str, epochs: int = TOY_EPOCHS):
+    """Maximum likelihood with Adam; the epoch with the best validation NLL is kept."""
+    return fit(flow, negative_log_likelihood, load_toy(toy, "train"), epochs=epochs,
+               batch_size=256, lr=2e-3, val_data=load_toy(toy, "val"), patience=TOY_PATIENCE,
+               seed=0, device="cpu", progress=False)
+
+
+def toy_test_nll(flow: Flow, toy: str) -> float:
+    return evaluate(flow, negative_log_likelihood, load_toy(toy, "test"))
+
+
+def toy_rows(toy: str) -> list[results.Result]:
+    rows = []
+    for model in TOY_MODELS:
+        seed_everything(0)
+        flow = build_toy_flow(model)
+        start = time.perf_counter()
+        if (model, toy) in TOY_CHECKPOINTS:
+            meta = results.load_checkpoint(checkpoint_name(model, toy), flow)
+            seconds = meta["seconds"]
+        else:
+            train_toy_flow(flow, toy)
+            seconds = time.perf_counter() - start
+        rows.append(results.Result(model, toy, "test", "nll", toy_test_nll(flow, toy),
+                                   config=TOY_CONFIG[model], seconds=seconds, seed=0))
+    entropy = -toy_density(toy).log_prob(load_toy(toy, "test").double()).mean().item()
+    rows.append(results.Result("true-density", toy, "test", "nll", entropy,
+                               config="exact log p(x): estimates the entropy H(p)"))
+    return rows
+
+
+# ---- the digits --------------------------------------------------------------------------
+
+def digits(split: str) -> torch.Tensor:
+    return load_digits(split, form="levels")[0]
+
+
+def build_digits_flow() -> DequantizedFlow:
+    """MAF (5 layers, MADE 128-128) on the logit of (k + u) / 17, uniform noise u."""
+    inner = maf(64, n_layers=5, hidden=[128, 128]).transform
+    return DequantizedFlow(Flow(Chain([Logit(64), inner]), 64), LEVELS)
+
+
+def _negative_elbo(model: DequantizedFlow, k: torch.Tensor) -> torch.Tensor:
+    return -model.elbo(k).mean()  # fresh noise in every batch
+
+
+def train_digits_flow(model: DequantizedFlow, epochs: int = DIGIT_EPOCHS):
+    return fit(model, _negative_elbo, digits("train"), epochs=epochs, batch_size=128, lr=1e-3,
+               val_data=digits("val"), patience=20, seed=0, device="cpu", progress=False)
+
+
+def digits_bound(model: DequantizedFlow, n_samples: int, split: str = "test") -> float:
+    """Mean bound on -log P(k) in nats per image, fresh noise from a fixed seed."""
+    generator = torch.Generator().manual_seed(BOUND_SEED)
+    return -model.log_prob_bound(digits(split), n_samples, generator=generator).mean().item()
+
+
+def digits_rows() -> list[results.Result]:
+    model = build_digits_flow()
+    meta = results.load_checkpoint("ch09_maf_digits", model)
+    config = f"MAF 5x(128-128) on logit((k+u)/17), uniform dequantisation, {meta['epochs']} epochs"
+    rows = []
+    for samples in (1, DIGIT_SAMPLES):
+        nll = digits_bound(model, samples)
+        suffix = "" if samples == 1 else f", importance-weighted, S={samples}"
+        common = {"config": config + suffix, "seconds": meta["seconds"], "seed": 0}
+        name = "maf" if samples == 1 else "maf-iw1000"
+        rows += [results.Result(name, "digits-levels", "test", "nll", nll, **common),
+                 results.Result(name, "digits-levels", "test", "bpd",
+                                results.bits_per_dim(nll, 64), **common)]
+    # the chapter 2 mixture on the same split, in the same run, by chapter 2's own code
+    spec = importlib.util.spec_from_file_location("ch02_results", HERE / "ch02_results.py")
+    ch02 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ch02)
+    for r in ch02.rows_for("digits-dequantized", ("gmm",)):
+        rows.append(results.Result(r.model, r.data, r.split, r.metric, r.value,
+                                   config=r.config + " (chapter 2, same run)",
+                                   seconds=r.seconds, seed=r.seed))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--toys", nargs="*", default=list(TOY_DENSITIES), choices=TOY_DENSITIES,
+                        help="the toys to score (default: all five)")
+    parser.add_argument("--no-digits", action="store_true", help="skip the digits")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    toys = args.toys
+    rows = []
+    for toy in toys:
+        rows += toy_rows(toy)
+        for r in rows[-len(TOY_MODELS) - 1:]:
+            print(f"{r.data:14s} {r.model:13s} {r.value:8.4f}", flush=True)
+    if not args.no_digits:
+        rows += digits_rows()
+    path = results.record(CHAPTER, rows)
+    for r in rows:
+        print(f"{r.data:20s} {r.model:13s} {r.metric:4s} {r.value:10.4f}  {r.seconds:7.1f} s  "
+              f"{r.config}")
+    print(f"wrote {len(rows)} rows to {path}")
+    assert all(math.isfinite(r.value) for r in rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Normalizing flows (chapter 9): exact likelihoods from invertible maps.
+
+``base``: transforms that return their log-determinant, composition, the :class:`Flow`
+density and simple layers. ``coupling``: NICE and RealNVP. ``glow``: actnorm, invertible 1x1
+convolutions, Glow. ``autoregressive``: MAF and IAF, built on MADE (chapter 6).
+``dequantization``: flows on integer images and an honest bound on their likelihood.
+"""
+
+from dgm_lab.flows.autoregressive import MaskedAffineAutoregressive, iaf, maf
+from dgm_lab.flows.base import (
+    Chain,
+    ElementwiseAffine,
+    Flow,
+    Inverse,
+    Logit,
+    Permutation,
+    Reshape,
+    Squeeze,
+    Transform,
+    negative_log_likelihood,
+    standard_normal_log_prob,
+)
+from dgm_lab.flows.coupling import (
+    AdditiveCoupling,
+    AffineCoupling,
+    ConvNet,
+    alternating_mask,
+    channel_mask,
+    checkerboard_mask,
+    mlp,
+    nice,
+    real_nvp,
+)
+from dgm_lab.flows.dequantization import DequantizedFlow, VariationalDequantizer, uniform_dequantize
+from dgm_lab.flows.glow import ActNorm, InvertibleConv1x1, actnorm_parameters, glow, real_nvp_image
+
+__all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "Chain", "ConvNet",
+           "DequantizedFlow", "ElementwiseAffine", "Flow", "Inverse", "InvertibleConv1x1",
+           "Logit", "MaskedAffineAutoregressive", "Permutation", "Reshape", "Squeeze",
+           "Transform", "VariationalDequantizer", "actnorm_parameters", "alternating_mask",
+           "channel_mask", "checkerboard_mask", "glow", "iaf", "maf", "mlp",
+           "negative_log_likelihood", "nice", "real_nvp", "real_nvp_image",
+           "standard_normal_log_prob", "uniform_dequantize"]
