@@ -133,6 +133,7 @@ class DBN(DensityModel):
 
     @property
     def event_shape(self) -> torch.Size:
+        self._require_fitted()  # names the DBN, not its first RBM, when unfitted
         return self.rbms[0].event_shape
 
     @property
