@@ -134,6 +134,18 @@ def test_checkpoint_round_trip_and_deterministic_bytes(tmp_path):
     assert results.checkpoint_meta("tiny", folder=tmp_path)["sha256"] == meta["sha256"]
 
 
+def test_a_density_model_with_extra_state_saves_and_reloads(tmp_path):
+    from dgm_lab.density import BernoulliMixture
+
+    x = (torch.rand(60, 4, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    model = BernoulliMixture(2, seed=0).fit(x)  # its state_dict holds an _extra_state dict
+    results.save_checkpoint(model, "mix", META, folder=tmp_path)
+    fresh = BernoulliMixture(2, seed=0)
+    results.load_checkpoint("mix", fresh, folder=tmp_path)
+    assert torch.equal(fresh.log_prob(x), model.log_prob(x))
+    assert (fresh.n_iter_, fresh.converged_) == (model.n_iter_, model.converged_)
+
+
 def test_missing_checkpoints_name_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="make_checkpoints.py nothing"):
         results.load_checkpoint("nothing", nn.Linear(2, 2), folder=tmp_path)
