@@ -135,6 +135,40 @@ def test_greedy_training_trains_each_layer_on_samples_of_the_one_below():
     assert dbn.log_prob(x).mean().item() > independent + 2.0
 
 
+def test_a_tied_second_layer_keeps_p_v_and_greedy_training_starts_from_it():
+    bottom = random_rbm(4, 4, seed=5)
+    flipped = RBM.from_parameters(bottom.weight.T, bottom.hidden_bias, bottom.visible_bias)
+    v = enumerate_states(4, dtype=F64)
+    # the stack with the transposed RBM on top defines the bottom RBM's p(v) (brute force)
+    np.testing.assert_allclose(DBN.from_rbms([bottom, flipped]).log_prob(v).detach().numpy(),
+                               bottom.log_prob(v).detach().numpy(), atol=1e-10)
+    x = v[torch.randint(16, (40,), generator=gen(0))]
+    tied = DBN([4, 4], seed=0).fit(x, epochs=1, lr=1e-12)  # a step too small to move
+    w0, w1 = (r.weight.detach() for r in tied.rbms)
+    np.testing.assert_allclose(w1.numpy(), w0.T.numpy(), atol=1e-9)
+    np.testing.assert_allclose(tied.rbms[1].visible_bias.detach().numpy(),
+                               tied.rbms[0].hidden_bias.detach().numpy(), atol=1e-9)
+    untied = DBN([4, 4], seed=0).fit(x, epochs=1, lr=1e-12, tied_start=False)
+    assert (untied.rbms[1].weight - w0.T).abs().max() > 1e-3
+    # sizes that do not allow it: an ordinary random start
+    narrow = DBN([4, 3], seed=0).fit(x, epochs=1, lr=1e-12)
+    assert narrow.rbms[1].weight.abs().max() < 0.1
+
+
+def test_warm_start_continues_from_the_parameters():
+    rbm = random_rbm(4, 3, seed=2)
+    before = rbm.weight.detach().clone()
+    x = enumerate_states(4, dtype=F64)
+    rbm.fit(x, epochs=1, lr=1e-12, warm_start=True)
+    np.testing.assert_allclose(rbm.weight.detach().numpy(), before.numpy(), atol=1e-9)
+    rbm.fit(x, epochs=1, lr=1e-12)  # a cold start re-initialises
+    assert (rbm.weight.detach() - before).abs().max() > 0.1
+    with pytest.raises(RuntimeError, match="not fitted"):
+        RBM(3).fit(x, warm_start=True)
+    with pytest.raises(ValueError, match="5 features but this RBM's visible layer has 4"):
+        rbm.fit(torch.zeros(3, 5, dtype=F64), warm_start=True)
+
+
 def test_dbn_samples_follow_its_distribution():
     dbn = DBN.from_rbms([random_rbm(4, 3, seed=3), random_rbm(3, 2, seed=4)], sample_steps=20)
     draws = dbn.sample(20_000, generator=gen(0))

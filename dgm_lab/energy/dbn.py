@@ -46,7 +46,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dgm_lab._validation import as_float_tensor, check_binary, check_int, check_seed
+from dgm_lab._validation import (
+    as_float_tensor,
+    check_binary,
+    check_bool,
+    check_int,
+    check_seed,
+)
 from dgm_lab.energy._common import bernoulli, check_enumerable, logsumexp_over_states
 from dgm_lab.energy.rbm import RBM
 from dgm_lab.model import DensityModel
@@ -143,26 +149,42 @@ class DBN(DensityModel):
 
     # ---- training ----------------------------------------------------------------------
 
-    def fit(self, x: torch.Tensor, *, epochs: int = 50, **fit_kwargs: object) -> DBN:
+    def fit(self, x: torch.Tensor, *, epochs: int = 50, tied_start: bool = True,
+            **fit_kwargs: object) -> DBN:
         """Greedy layer-wise training (Hinton et al., 2006, section 4).
 
         RBM 0 is fitted to ``x``; RBM ``l`` to samples of layer ``l`` drawn upwards through
         the recognition conditionals of the RBMs below, a fresh sample for every batch.
 
+        With ``tied_start``, an RBM with as many hidden units as the layer below it has starts
+        from the RBM below turned upside down (weights transposed, biases swapped). The new
+        stack then defines the same :math:`p(v)` as before, its variational bound equals the
+        old log-likelihood, and training the new top RBM raises the bound: the argument of
+        Hinton et al. (2006, section 4) that each added layer can only help. From random
+        weights the bound can instead start (and stay) below the old likelihood.
+
         Arguments:
             x: ``[n, V]`` binary data.
             epochs: epochs of each RBM.
+            tied_start: start an RBM from the transposed one below where the sizes allow.
             fit_kwargs: passed to every :meth:`RBM.fit` (``lr``, ``batch_size``, ``k``, ...).
 
         Returns:
             ``self``.
         """
         x = check_binary(as_float_tensor(x, "x", ndim=2), "x")
+        check_bool(tied_start, "tied_start")
         generator = torch.Generator().manual_seed(self.seed)
         for level, rbm in enumerate(self.rbms):
             def up(batch: torch.Tensor, level: int = level) -> torch.Tensor:
                 return self._sample_up(batch, level, generator)[-1]
-            rbm.fit(x, epochs=epochs, transform=up if level else None,
+            below = self.rbms[level - 1] if level else None
+            warm = bool(tied_start and below is not None and below.n_visible == rbm.n_hidden)
+            if warm:
+                rbm._set_parameters(weight=below.weight.T.contiguous(),
+                                    visible_bias=below.hidden_bias,
+                                    hidden_bias=below.visible_bias)
+            rbm.fit(x, epochs=epochs, transform=up if level else None, warm_start=warm,
                     **fit_kwargs)  # type: ignore[arg-type]
         return self
 

@@ -379,7 +379,7 @@ class RBM(LazyParameters, DensityModel):
             momentum: float = 0.5, weight_decay: float = 0.0, k: int = 1,
             persistent: bool = True, n_chains: int | None = None, anneal_lr: bool = True,
             transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-            progress: bool = False) -> RBM:
+            warm_start: bool = False, progress: bool = False) -> RBM:
         """Train from scratch by stochastic gradient ascent with CD-k or PCD-k.
 
         :meth:`initialize` on ``x``, then :func:`dgm_lab.train.fit` with the loss
@@ -399,12 +399,17 @@ class RBM(LazyParameters, DensityModel):
             transform: applied to every batch of ``x`` (and to ``x`` once, for
                 :meth:`initialize`) to give the RBM's visible data: a deep belief network
                 passes a fresh sample of the layer below for each batch.
+            warm_start: continue from the current parameters (the model must be fitted, or
+                built by :meth:`from_parameters`) instead of :meth:`initialize`.
             progress: show a progress bar.
 
         Returns:
             ``self``, with ``history_``.
         """
         x = as_float_tensor(x, "x", ndim=2)
+        check_bool(warm_start, "warm_start")
+        if warm_start:
+            self._require_fitted()
         epochs = check_int(epochs, "epochs")
         check_bool(anneal_lr, "anneal_lr")
         if transform is not None and not callable(transform):
@@ -412,7 +417,12 @@ class RBM(LazyParameters, DensityModel):
         cd = ContrastiveDivergence(k, persistent=persistent, n_chains=n_chains,
                                    weight_decay=weight_decay,
                                    generator=torch.Generator().manual_seed(self.seed))
-        self.initialize(check_binary(x, "x") if transform is None else transform(x))
+        visible = check_binary(x, "x") if transform is None else transform(x)
+        if warm_start:
+            check_same_width(visible, self.n_visible, "x",
+                             expected_by="this RBM's visible layer has")
+        else:
+            self.initialize(visible)
 
         def loss(rbm: RBM, batch: torch.Tensor) -> torch.Tensor:
             return cd(rbm, batch if transform is None else transform(batch))
