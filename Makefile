@@ -40,6 +40,7 @@ benchmarks: setup
 	$(PYTHON) benchmarks/bench_grading.py
 	$(PYTHON) benchmarks/ch03_results.py
 	$(PYTHON) benchmarks/ch05_results.py
+	$(PYTHON) benchmarks/ch04_results.py
 
 clean:
 	rm -rf _build

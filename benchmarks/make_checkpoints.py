@@ -87,6 +87,57 @@ _CH09 = [
              metric="nll", about={"data": toy, "split": "test", "unit": "nats per point"})
       for model, toy in _ch09.TOY_CHECKPOINTS],
 ]
+# -- chapter 4: an RBM, a two-layer DBN and a two-layer DBM on the binarised digits ----------
+# The figures are cheap and deterministic (exact pseudo-likelihood; variational bounds with a
+# seeded, short AIS run); benchmarks/ch04_results.py computes the reported figures (long AIS
+# runs, their spread) from these checkpoints.
+
+CH04_HIDDEN = 64
+
+
+def _binary_digits(split):
+    return load_digits(split, form="binary")[0].double()
+
+
+def _ch04_rbm_figure(rbm):
+    return -rbm.pseudo_log_likelihood(_binary_digits("test")).mean().item()
+
+
+def _ch04_log_z(rbm):
+    from dgm_lab.energy import ais_log_partition
+    return ais_log_partition(rbm, n_chains=50, betas=200,
+                             generator=torch.Generator().manual_seed(0)).log_z
+
+
+def _ch04_dbn_figure(dbn):
+    bound = dbn.variational_bound(_binary_digits("test"), _ch04_log_z(dbn.top), n_samples=1,
+                                  generator=torch.Generator().manual_seed(0))
+    return -bound.mean().item()
+
+
+def _ch04_dbm_figure(dbm):
+    return -dbm.variational_bound(_binary_digits("test"), _ch04_log_z(dbm.as_rbm())).mean().item()
+
+
+def _ch04_recipes():
+    from dgm_lab.energy import DBM, DBN, RBM
+    about = {"data": "digits-binary", "split": "test"}
+    return [
+        Recipe("ch04_rbm_digits", build=lambda: RBM(CH04_HIDDEN),
+               train=lambda m, epochs: m.fit(_binary_digits("train"), epochs=epochs, lr=0.05),
+               epochs=100, figure=_ch04_rbm_figure, metric="neg_pseudo_ll",
+               about={**about, "unit": "nats per image, -sum_i log p(v_i | v_-i)"}),
+        Recipe("ch04_dbn_digits", build=lambda: DBN([CH04_HIDDEN, CH04_HIDDEN]),
+               train=lambda m, epochs: m.fit(_binary_digits("train"), epochs=epochs, lr=0.05),
+               epochs=100, figure=_ch04_dbn_figure, metric="neg_bound",
+               about={**about, "unit": "nats per image, minus the variational bound (short AIS)"}),
+        Recipe("ch04_dbm_digits", build=lambda: DBM([CH04_HIDDEN, CH04_HIDDEN // 2]),
+               train=lambda m, epochs: m.fit(_binary_digits("train"), pretrain_epochs=epochs,
+                                             epochs=epochs, lr=0.005),
+               epochs=50, figure=_ch04_dbm_figure, metric="neg_bound",
+               about={**about, "unit": "nats per image, minus the variational bound (short AIS)"}),
+    ]
+
 
 RECIPES = {r.name: r for r in [
     Recipe("ch01_logistic_regression_digits", build=lambda: nn.Linear(64, 10),
@@ -95,6 +146,7 @@ RECIPES = {r.name: r for r in [
            metric="nll", about={"data": "digits-float", "split": "test",
                                 "unit": "nats per image, -log p(y | x)"}),
     *_CH09,
+    *_ch04_recipes(),
 ]}
 
 

@@ -37,6 +37,7 @@ from dgm_lab.density import (
     rule_of_thumb_bandwidth,
     select_bandwidth,
 )
+from dgm_lab.energy import DBM, DBN, RBM, BoltzmannMachine
 from dgm_lab.flows import iaf, maf, negative_log_likelihood, real_nvp
 from dgm_lab.model import multinomial, rand, randint, randn
 from dgm_lab.naive_bayes import BernoulliNaiveBayes, GaussianNaiveBayes
@@ -71,6 +72,13 @@ FITTED = {
     "CategoricalMixture": (lambda: CategoricalMixture(3, 3, seed=0),
                            lambda m, x, y, xb: m.fit(xb), "xb"),
     "ProbabilisticPCA": (lambda: ProbabilisticPCA(1), lambda m, x, y, xb: m.fit(x), "x"),
+    "BoltzmannMachine": (lambda: BoltzmannMachine(2, max_iter=20),
+                         lambda m, x, y, xb: m.fit(xb), "xb"),
+    "RBM": (lambda: RBM(4, sample_steps=20), lambda m, x, y, xb: m.fit(xb, epochs=2), "xb"),
+    "DBN": (lambda: DBN([4, 3], sample_steps=20), lambda m, x, y, xb: m.fit(xb, epochs=2),
+            "xb"),
+    "DBM": (lambda: DBM([4, 3], sample_steps=20),
+            lambda m, x, y, xb: m.fit(xb, pretrain_epochs=1, epochs=2), "xb"),
 }
 TOYS = {name: (cls, lambda m, x, y, xb: m, "x") for name, cls in TOY_DENSITIES.items()}
 
@@ -165,8 +173,9 @@ def test_float64_models_and_conversions(name):
     assert model.dtype == torch.float32 and model.sample(3).dtype == torch.float32
     lp32 = model.log_prob(x[:40].float())
     assert lp32.dtype == torch.float32
-    np.testing.assert_allclose(lp32.double().detach().numpy(), lp64.detach().numpy(), rtol=1e-4,
-                               atol=1e-4)  # a flow's log_prob keeps its gradient
+    # .detach(): a model with nn.Parameters returns a log_prob that carries gradients
+    np.testing.assert_allclose(lp32.detach().double().numpy(), lp64.detach().numpy(),
+                               rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -420,7 +429,8 @@ def test_every_model_on_cuda_matches_the_cpu(name):
     assert gpu.device.type == "cuda"
     lp = gpu.log_prob(x_gpu)
     assert lp.device.type == "cuda"
-    np.testing.assert_allclose(lp.cpu().numpy(), cpu.log_prob(x).numpy(), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(lp.detach().cpu().numpy(), cpu.log_prob(x).detach().numpy(),
+                               rtol=1e-7, atol=1e-9)
     # a CPU tensor is moved to the model's device
     assert gpu.log_prob(x[:5]).device.type == "cuda"
     # a CPU generator draws the same numbers whatever the model's device
@@ -439,7 +449,9 @@ def test_every_model_on_cuda_matches_the_cpu(name):
     moved = ALL[name][0]()
     moved.load_state_dict({k: v.cpu() if isinstance(v, torch.Tensor) else v
                            for k, v in gpu.state_dict().items()})
-    np.testing.assert_allclose(moved.log_prob(x).numpy(), lp.cpu().numpy(), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(moved.log_prob(x).detach().numpy(), lp.detach().cpu().numpy(),
+                               rtol=1e-7, atol=1e-9)
     cpu.to("cuda")  # a CPU model moved to the GPU gives the same values
-    np.testing.assert_allclose(cpu.log_prob(x_gpu).cpu().numpy(), lp.cpu().numpy(),
+    np.testing.assert_allclose(cpu.log_prob(x_gpu).detach().cpu().numpy(),
+                               lp.detach().cpu().numpy(),
                                rtol=1e-7, atol=1e-9)

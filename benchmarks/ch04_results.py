@@ -1,0 +1,185 @@
+"""Test figures of chapter 4's energy-based models, written to benchmarks/results/ch04.csv.
+
+    python benchmarks/make_checkpoints.py ch04_rbm_digits ch04_dbn_digits ch04_dbm_digits
+    python benchmarks/ch04_results.py         # about ten minutes on one core
+    python benchmarks/ch04_results.py timing  # some parts: mixture, rbm, dbn, dbm, timing
+
+Data: the binarised 8x8 digits of ``dgm_lab.data.load_digits(split, "binary")`` (the course's
+fixed train / val / test split). Every figure is in nats per image on the test split.
+
+* ``bernoulli-mixture``: the chapter 2 baseline, a mixture of Bernoullis fitted by EM, the
+  number of components chosen on the validation split (k-means-free, seed 0): an exact NLL.
+* ``rbm``: the committed checkpoint ``ch04_rbm_digits`` (64 hidden units, PCD-1). Its test
+  NLL is ``F(v) + log Z`` with ``log Z`` from annealed importance sampling (base-rate model,
+  ``AIS_BETAS`` temperatures, ``AIS_CHAINS`` chains), repeated ``AIS_RUNS`` times with
+  different seeds: ``nll`` is the mean over runs, ``nll_ais_std`` their standard deviation.
+  ``nll_raise``: the conservative reverse estimate (RAISE) of the same test NLL; it
+  over-estimates the NLL, AIS tends to under-estimate it, so the two bracket the truth.
+* ``dbn-1-layer`` / ``dbn-2-layers``: the committed DBN ``ch04_dbn_digits``; with one layer
+  its bound is the first RBM's log-likelihood (AIS), with two the variational bound of Hinton
+  et al. (2006) with the top RBM's ``log Z`` by AIS (``nll_bound`` = minus the bound).
+* ``dbm``: the committed DBM ``ch04_dbm_digits``: minus its mean-field variational bound,
+  ``log Z`` by AIS on the equivalent RBM (even layers visible, odd layers hidden).
+* ``rbm-dgm_lab`` / ``rbm-sklearn``: seconds per training epoch of an RBM with 64 hidden
+  units, batch size 20 and one persistent Gibbs step, measured in the same run, float64,
+  one thread; ``config`` gives the ratio.
+
+``tests/test_energy_results.py`` re-runs the cheap rows (the mixture) and checks the committed
+ones against the quality bars of the chapter.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from dgm_lab import results
+from dgm_lab.data import load_digits
+from dgm_lab.density import BernoulliMixture
+from dgm_lab.energy import DBM, DBN, RBM, ais_log_partition, base_rate_bias, raise_log_prob
+
+CHAPTER = 4
+DATA = "digits-binary"
+HIDDEN = 64
+MIXTURE_COMPONENTS = (5, 10, 20, 40)
+AIS_RUNS, AIS_CHAINS, AIS_BETAS = 5, 100, 3000
+RAISE_CHAINS, RAISE_BETAS = 10, 1000
+TIMING_EPOCHS = 5
+
+
+def digits() -> dict[str, torch.Tensor]:
+    return {s: load_digits(s, "binary")[0].double() for s in ("train", "val", "test")}
+
+
+def mixture_rows(data: dict[str, torch.Tensor]) -> list[results.Result]:
+    """The Bernoulli mixture with the number of components best on the validation split."""
+    best, best_score, start = None, -math.inf, time.perf_counter()
+    for k in MIXTURE_COMPONENTS:
+        model = BernoulliMixture(k, seed=0).fit(data["train"])
+        score = model.log_prob(data["val"]).mean().item()
+        if score > best_score:
+            best, best_score, best_k = model, score, k
+    seconds = time.perf_counter() - start
+    nll = -best.log_prob(data["test"]).mean().item()
+    return [results.Result("bernoulli-mixture", DATA, "test", "nll", nll, seed=0,
+                           config=f"K={best_k} (best on val of {MIXTURE_COMPONENTS})",
+                           seconds=seconds)]
+
+
+def ais_log_zs(rbm: RBM, base: torch.Tensor | None, runs: int = AIS_RUNS) -> np.ndarray:
+    """``runs`` AIS estimates of ``log Z`` (seeds 0..runs-1)."""
+    return np.array([ais_log_partition(rbm, n_chains=AIS_CHAINS, betas=AIS_BETAS,
+                                       base_bias=base,
+                                       generator=torch.Generator().manual_seed(seed)).log_z
+                     for seed in range(runs)])
+
+
+def load(name: str, model: torch.nn.Module) -> tuple[torch.nn.Module, dict]:
+    meta = results.load_checkpoint(name, model)
+    return model, meta
+
+
+def rbm_rows(data: dict[str, torch.Tensor]) -> list[results.Result]:
+    rbm, meta = load("ch04_rbm_digits", RBM(HIDDEN))
+    base = base_rate_bias(data["train"])
+    log_zs = ais_log_zs(rbm, base)
+    free = rbm.free_energy(data["test"]).detach()
+    nlls = free.mean().item() + log_zs
+    with torch.no_grad():
+        raised = raise_log_prob(rbm, data["test"], n_chains=RAISE_CHAINS, betas=RAISE_BETAS,
+                                base_bias=base, generator=torch.Generator().manual_seed(0))
+    common = {"seconds": meta["seconds"], "seed": 0}
+    config = (f"{HIDDEN} hidden, PCD-1, {meta['epochs']} epochs; log Z by AIS: {AIS_RUNS} runs "
+              f"x {AIS_CHAINS} chains x {AIS_BETAS} betas, base-rate model")
+    return [results.Result("rbm", DATA, "test", "nll", float(nlls.mean()), config=config,
+                           **common),
+            results.Result("rbm", DATA, "test", "nll_ais_std", float(nlls.std(ddof=1)),
+                           config=f"std over the {AIS_RUNS} AIS runs", **common),
+            results.Result("rbm", DATA, "test", "nll_raise", -raised.mean().item(),
+                           config=f"RAISE: {RAISE_CHAINS} chains x {RAISE_BETAS} betas per "
+                           "test image (conservative: over-estimates the NLL)", **common)]
+
+
+def dbn_rows(data: dict[str, torch.Tensor]) -> list[results.Result]:
+    dbn, meta = load("ch04_dbn_digits", DBN([HIDDEN, HIDDEN]))
+    one = ais_log_zs(dbn.rbms[0], base_rate_bias(data["train"]), runs=2)
+    one_layer = dbn.rbms[0].free_energy(data["test"]).detach().mean().item() + one.mean()
+    with torch.no_grad():  # the top RBM's base-rate model: the mean of its training data
+        h1 = torch.bernoulli(dbn.rbms[0].hidden_probs(data["train"]),
+                             generator=torch.Generator().manual_seed(0))
+    top = ais_log_zs(dbn.top, base_rate_bias(h1), runs=2)
+    bound = dbn.variational_bound(data["test"], float(top.mean()), n_samples=10,
+                                  generator=torch.Generator().manual_seed(0))
+    common = {"seconds": meta["seconds"], "seed": 0}
+    return [results.Result("dbn-1-layer", DATA, "test", "nll_bound", float(one_layer),
+                           config=f"the first RBM ({HIDDEN} hidden, PCD-1, {meta['epochs']} "
+                           "epochs): its NLL by AIS (2 runs)", **common),
+            results.Result("dbn-2-layers", DATA, "test", "nll_bound", -bound.mean().item(),
+                           config=f"+ a top RBM ({HIDDEN} hidden) on samples of h1: minus the "
+                           "variational bound, 10 samples of q(h1|v), top log Z by AIS (2 runs)",
+                           **common)]
+
+
+def dbm_rows(data: dict[str, torch.Tensor]) -> list[results.Result]:
+    dbm, meta = load("ch04_dbm_digits", DBM([HIDDEN, HIDDEN // 2]))
+    log_z = ais_log_zs(dbm.as_rbm(), None, runs=2)
+    bound = dbm.variational_bound(data["test"], float(log_z.mean()))
+    return [results.Result("dbm", DATA, "test", "nll_bound", -bound.mean().item(),
+                           config=f"{HIDDEN}-{HIDDEN // 2} hidden, pre-trained then mean field "
+                           f"+ PCD, {meta['epochs']} epochs each; minus the mean-field bound, "
+                           "log Z by AIS (2 runs)", seconds=meta["seconds"], seed=0)]
+
+
+def timing_rows(data: dict[str, torch.Tensor]) -> list[results.Result]:
+    """Seconds per epoch of dgm_lab's RBM and scikit-learn's BernoulliRBM, same settings."""
+    from sklearn.neural_network import BernoulliRBM
+
+    x = data["train"]
+    RBM(HIDDEN).fit(x, epochs=1, lr=0.05, momentum=0.0)  # warm-up: first calls cost extra
+    start = time.perf_counter()
+    RBM(HIDDEN).fit(x, epochs=TIMING_EPOCHS, lr=0.05, momentum=0.0, k=1, persistent=True)
+    ours = (time.perf_counter() - start) / TIMING_EPOCHS
+    sk = BernoulliRBM(n_components=HIDDEN, learning_rate=0.05, batch_size=20,
+                      n_iter=TIMING_EPOCHS, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        sk.fit(x.numpy())
+    theirs = (time.perf_counter() - start) / TIMING_EPOCHS
+    config = (f"{HIDDEN} hidden, batch 20, PCD-1, float64, 1 thread, {len(x)} images; "
+              f"ratio dgm_lab / sklearn = {ours / theirs:.2f}")
+    return [results.Result(name, DATA, "train", "seconds_per_epoch", value, config=config,
+                           seconds=value * TIMING_EPOCHS, seed=0)
+            for name, value in (("rbm-dgm_lab", ours), ("rbm-sklearn", theirs))]
+
+
+PARTS = {"mixture": mixture_rows, "rbm": rbm_rows, "dbn": dbn_rows, "dbm": dbm_rows,
+         "timing": timing_rows}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the parts named on the command line (default: all of them) and record their rows."""
+    names = (sys.argv[1:] if argv is None else argv) or list(PARTS)
+    unknown = sorted(set(names) - set(PARTS))
+    if unknown:
+        raise SystemExit(f"unknown parts {unknown}; known: {list(PARTS)}")
+    torch.set_num_threads(1)
+    data = digits()
+    rows = []
+    for part in (PARTS[name] for name in names):
+        start = time.perf_counter()
+        rows += part(data)
+        print(f"{part.__name__}: {time.perf_counter() - start:.1f} s", flush=True)
+    path = results.record(CHAPTER, rows)
+    for r in rows:
+        print(f"{r.model:18s} {r.metric:18s} {r.value:10.4f}  {r.config}")
+    print(f"wrote {len(rows)} rows to {path}")
+
+
+if __name__ == "__main__":
+    main()
