@@ -19,6 +19,7 @@ few MB (``results.MAX_CHECKPOINT_BYTES``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 from collections.abc import Callable
@@ -71,6 +72,20 @@ RECIPES = {r.name: r for r in [
            metric="nll", about={"data": "digits-float", "split": "test",
                                 "unit": "nats per image, -log p(y | x)"}),
 ]}
+
+
+def _chapter_recipes(script: str) -> list[Recipe]:
+    """The recipes a chapter keeps with its own benchmark code, ``benchmarks/<script>.py``."""
+    spec = importlib.util.spec_from_file_location(script, Path(__file__).with_name(
+        f"{script}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[script] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.recipes(Recipe)
+
+
+# -- chapter 8: GANs (benchmarks/ch08_checkpoints.py) --------------------------------------
+RECIPES.update({r.name: r for r in _chapter_recipes("ch08_checkpoints")})
 
 
 def make(recipe: Recipe, *, epochs: int | None = None, folder: Path | None = None) -> dict:
