@@ -41,6 +41,7 @@ benchmarks: setup
 	$(PYTHON) benchmarks/ch03_results.py
 	$(PYTHON) benchmarks/ch05_results.py
 	$(PYTHON) benchmarks/ch04_results.py
+	$(PYTHON) benchmarks/ch08_results.py
 
 clean:
 	rm -rf _build

@@ -68,8 +68,10 @@ def _train_logistic(model, epochs):
 # -- chapter 9: normalizing flows; the builders and trainers live in its results script ----
 
 def _chapter_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    """A chapter's own benchmark code, ``benchmarks/<name>.py``, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -150,17 +152,11 @@ RECIPES = {r.name: r for r in [
 ]}
 
 
-# -- chapters whose results script defines the recipes: recipes() -> Recipe keyword dicts ----
-
-def _chapter_recipes(script: str) -> list[Recipe]:
-    spec = importlib.util.spec_from_file_location(script, Path(__file__).with_name(f"{script}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(script, module)
-    spec.loader.exec_module(module)
-    return [Recipe(**kw) for kw in module.recipes()]
-
-
-RECIPES.update({r.name: r for r in _chapter_recipes("ch05_results")})
+# -- chapters whose benchmark code defines the recipes -------------------------------------
+# chapter 5: recipes() -> Recipe keyword dicts; chapter 8: recipes(Recipe) -> Recipes
+RECIPES.update({r.name: r for r in (Recipe(**kw)
+                                    for kw in _chapter_script("ch05_results").recipes())})
+RECIPES.update({r.name: r for r in _chapter_script("ch08_checkpoints").recipes(Recipe)})
 
 
 def make(recipe: Recipe, *, epochs: int | None = None, folder: Path | None = None) -> dict:

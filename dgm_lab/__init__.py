@@ -1,8 +1,8 @@
 """dgm_lab: reference implementations for the Deep Generative Models course.
 
 One module per chapter family (``naive_bayes``, ``density``, ``pca`` for linear latent
-variable models, ``energy`` for the Boltzmann machines of chapter 4, ``autoencoders``, ...),
-plus a few shared
+variable models, ``energy`` for the Boltzmann machines of chapter 4, ``autoencoders``,
+``gan`` for chapter 8's generative adversarial networks, ...), plus a few shared
 pieces: ``model`` (:class:`DensityModel`, the interface every density model follows),
 ``data`` (embedded datasets, no downloads), ``train`` (the one training loop), ``results``
 (results files and checkpoints), ``plotting``, ``runtime`` (device and seeding) and

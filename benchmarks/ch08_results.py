@@ -1,0 +1,187 @@
+"""Test figures of chapter 8's GANs, written to benchmarks/results/ch08.csv.
+
+    python benchmarks/ch08_results.py            # everything missing (about an hour on one core)
+    python benchmarks/ch08_results.py --redo     # recompute every row
+
+The script is resumable: it works through a list of tasks in order of importance and records
+each row as soon as it is measured, skipping rows (and checkpoints) that already exist, so an
+interrupted run loses at most the task in flight. Seed 0 of each model is trained by
+``benchmarks/make_checkpoints.py``'s :func:`make` (the committed checkpoint *is* the seed-0
+model of the figures); seeds 1 and 2 of the toys are trained the same way without saving.
+
+Rows (``dgm_lab.results.Result``):
+
+* ``gan_<variant>`` on ``eight_gaussians`` / ``grid25``, split ``seed<s>``: metrics ``modes``
+  (modes covered by 2,500 samples, :func:`dgm_lab.gan.toy_mode_coverage`) and
+  ``high_quality`` (share of samples within 3 sigma of a mode), ``seed`` the run's seed;
+  ``seconds`` the training time on one CPU thread.
+* ``classifier`` on ``digits-float`` / ``mnist_5k-float``, split ``test``: ``accuracy``.
+* ``cgan`` on ``digits-float``, split ``samples``: ``accuracy`` (the share of 1,000
+  conditioned samples the digits classifier assigns to the class asked for) and
+  ``accuracy_<k>`` for each class ``k``.
+* ``dcgan`` on ``mnist_5k-float``, split ``samples``: ``confident_share`` (the share of
+  1,000 samples the MNIST classifier labels with probability >= 0.9), ``classes_covered``
+  (classes among the confident labels) and ``seconds_per_epoch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import ch08_checkpoints as ch08  # noqa: E402
+import make_checkpoints  # noqa: E402
+
+from dgm_lab import results, seed_everything  # noqa: E402
+from dgm_lab.gan import toy_generator, toy_mode_coverage  # noqa: E402
+
+CHAPTER = 8
+SEEDS = (0, 1, 2)
+#: the best variant (its three seeds come first), the collapse, the plain GAN, WGAN-GP
+FIRST = ("minibatch_discrimination", "fast_generator", "non_saturating", "wgan_gp")
+
+
+def _record(rows: list[results.Result]) -> None:
+    """``results.record`` under a file lock: several runs of this script may share the file."""
+    with open(Path(tempfile.gettempdir()) / "dgm_lab_ch08_results.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results.record(CHAPTER, rows)
+
+
+def _have(model: str, data: str, split: str, metric: str) -> bool:
+    try:
+        results.lookup(CHAPTER, model, data, split, metric)
+    except (FileNotFoundError, KeyError):
+        return False
+    return True
+
+
+def _checkpoint(name: str, model: torch.nn.Module, redo: bool) -> tuple[torch.nn.Module, float]:
+    """The seed-0 model of recipe ``name``: made now unless it is committed already."""
+    have = (results.CHECKPOINT_DIR / f"{name}.json").is_file()
+    if redo or not have:
+        make_checkpoints.make(make_checkpoints.RECIPES[name])
+    results.load_checkpoint(name, model)
+    return model.eval(), float(results.checkpoint_meta(name)["seconds"])
+
+
+def toy_task(toy: str, variant: str, seed: int, redo: bool) -> None:
+    model = f"gan_{variant}"
+    if not redo and _have(model, toy, f"seed{seed}", "high_quality"):
+        return
+    config = ch08.toy_config(toy, variant)
+    if seed == 0:
+        generator, seconds = _checkpoint(ch08.toy_recipe_name(toy, variant),
+                                         toy_generator(config), redo)
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            seed_everything(seed)
+            generator = toy_generator(config)
+            start = time.perf_counter()
+            ch08.train_toy(toy, variant, generator, ch08.TOY_EPOCHS[toy], seed)
+            seconds = time.perf_counter() - start
+        finally:
+            torch.set_num_threads(threads)
+    cov = toy_mode_coverage(ch08.toy_samples(toy, variant, generator), toy)
+    about = dict(config=f"{ch08.TOY_EPOCHS[toy]} epochs, hidden {config.hidden}",
+                 seconds=seconds, seed=seed)
+    _record([
+        results.Result(model, toy, f"seed{seed}", "modes", cov.modes, **about),
+        results.Result(model, toy, f"seed{seed}", "high_quality", cov.high_quality, **about)])
+    print(f"{toy:16s} {variant:26s} seed {seed}: {cov.modes:2d} modes, "
+          f"{100 * cov.high_quality:5.1f} % high quality ({seconds:.0f} s)", flush=True)
+
+
+def classifier_task(data: str, redo: bool) -> None:
+    name = "digits-float" if data == "digits" else "mnist_5k-float"
+    if not redo and _have("classifier", name, "test", "accuracy"):
+        return
+    model, seconds = _checkpoint(f"ch08_classifier_{data}",
+                                 ch08.digit_classifier(8 if data == "digits" else 28), redo)
+    x, y = ch08.digits("test") if data == "digits" else ch08.mnist_split()["test"]
+    acc = ch08.accuracy(model, x, y)
+    _record([results.Result("classifier", name, "test", "accuracy", acc,
+                                            config=f"{ch08.CLASSIFIER_EPOCHS[data]} epochs",
+                                            seconds=seconds, seed=0)])
+    print(f"classifier {data}: test accuracy {100 * acc:.1f} %", flush=True)
+
+
+def cgan_task(redo: bool) -> None:
+    if not redo and _have("cgan", "digits-float", "samples", "accuracy"):
+        return
+    generator, seconds = _checkpoint("ch08_cgan_digits", ch08.cgan_generator(), redo)
+    x, labels = ch08.cgan_samples(generator)
+    classifier = ch08.load_classifier("digits")
+    with torch.no_grad():
+        hit = classifier(x).argmax(1) == labels
+    about = dict(config=f"{ch08.CGAN_EPOCHS} epochs", seconds=seconds, seed=0)
+    rows = [results.Result("cgan", "digits-float", "samples", "accuracy",
+                           float(hit.double().mean()), **about)]
+    rows += [results.Result("cgan", "digits-float", "samples", f"accuracy_{k}",
+                            float(hit[labels == k].double().mean()), **about) for k in range(10)]
+    _record(rows)
+    print("cgan: " + ", ".join(f"{r.metric} {100 * r.value:.0f} %" for r in rows), flush=True)
+
+
+def dcgan_task(redo: bool) -> None:
+    if not redo and _have("dcgan", "mnist_5k-float", "samples", "confident_share"):
+        return
+    generator, seconds = _checkpoint("ch08_dcgan_mnist", ch08.dcgan_generator(), redo)
+    probs = ch08.dcgan_predictions(generator)
+    confident = probs.max(1).values >= ch08.CONFIDENT
+    classes = int(torch.unique(probs.argmax(1)[confident]).numel())
+    about = dict(config=f"{ch08.DCGAN_EPOCHS} epochs, batch {ch08.DCGAN_BATCH}",
+                 seconds=seconds, seed=0)
+    _record([
+        results.Result("dcgan", "mnist_5k-float", "samples", "confident_share",
+                       float(confident.double().mean()), **about),
+        results.Result("dcgan", "mnist_5k-float", "samples", "classes_covered", classes,
+                       **about),
+        results.Result("dcgan", "mnist_5k-float", "samples", "seconds_per_epoch",
+                       seconds / ch08.DCGAN_EPOCHS, **about)])
+    print(f"dcgan: {100 * float(confident.double().mean()):.1f} % confident, {classes} classes, "
+          f"{seconds / ch08.DCGAN_EPOCHS:.1f} s per epoch", flush=True)
+
+
+def tasks(redo: bool) -> list[tuple[str, Callable[[], None]]]:
+    """Every task ``(name, run)``, most important first."""
+    toys = ch08.TOY_VARIANTS
+    first = [(t, v) for t in toys for v in FIRST if v in toys[t]]
+    rest = [(t, v) for t in toys for v in toys[t] if v not in FIRST]
+    out = [(f"classifier {d}", lambda d=d: classifier_task(d, redo)) for d in ("digits", "mnist")]
+    out += [(f"{t} {v} seed 0", lambda t=t, v=v: toy_task(t, v, 0, redo)) for t, v in first]
+    out += [("cgan", lambda: cgan_task(redo))]
+    out += [(f"{t} {v} seed {s}", lambda t=t, v=v, s=s: toy_task(t, v, s, redo))
+            for t, v in first[:1] + first[-1:] for s in SEEDS[1:]]
+    # dcgan_task needs the ch08_dcgan_mnist recipe (see ch08_checkpoints.recipes)
+    out += [(f"{t} {v} seed 0", lambda t=t, v=v: toy_task(t, v, 0, redo)) for t, v in rest]
+    out += [(f"{t} {v} seed {s}", lambda t=t, v=v, s=s: toy_task(t, v, s, redo))
+            for t, v in first[1:-1] + rest for s in SEEDS[1:]]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redo", action="store_true", help="recompute rows that exist")
+    parser.add_argument("--only", default="", help="run the tasks whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the tasks and exit")
+    args = parser.parse_args(argv)
+    for name, run in tasks(args.redo):
+        if args.only in name:
+            print(name) if args.list else run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
