@@ -518,11 +518,9 @@ def fit(model: nn.Module, loss: Loss | Update | Sequence[Update], train_data: Da
             if val["loss"] < best:
                 best, history.best_epoch, waited = val["loss"], epoch, 0
                 if patience is not None:
-                    # a DensityModel's state_dict also holds its extra state (a dict of
-                    # plain numbers): copy it too, not only the tensors
+                    # a DensityModel's state_dict also holds its extra state (a dict)
                     best_state = {k: v.detach().clone() if isinstance(v, torch.Tensor)
-                                  else copy.deepcopy(v)
-                                  for k, v in model.state_dict().items()}
+                                  else copy.deepcopy(v) for k, v in model.state_dict().items()}
             else:
                 waited += 1
         for u in updates:
