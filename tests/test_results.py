@@ -134,6 +134,19 @@ def test_checkpoint_round_trip_and_deterministic_bytes(tmp_path):
     assert results.checkpoint_meta("tiny", folder=tmp_path)["sha256"] == meta["sha256"]
 
 
+def test_a_density_model_with_extra_state_round_trips(tmp_path):
+    """Every DensityModel's state_dict holds an ``_extra_state`` dict next to its tensors."""
+    from dgm_lab.density import Gaussian
+
+    model = Gaussian().fit(torch.randn(50, 2, generator=torch.Generator().manual_seed(0)))
+    assert any(not isinstance(v, torch.Tensor) for v in model.state_dict().values())
+    results.save_checkpoint(model, "gauss", META, folder=tmp_path)
+    fresh = Gaussian()
+    results.load_checkpoint("gauss", fresh, folder=tmp_path)
+    x = torch.randn(5, 2)
+    assert torch.equal(fresh.log_prob(x), model.log_prob(x))
+
+
 def test_missing_checkpoints_name_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="make_checkpoints.py nothing"):
         results.load_checkpoint("nothing", nn.Linear(2, 2), folder=tmp_path)
