@@ -72,6 +72,12 @@ RECIPES = {r.name: r for r in [
                                 "unit": "nats per image, -log p(y | x)"}),
 ]}
 
+# -- chapter 6: autoregressive models; the recipes live in benchmarks/ch06_recipes.py --------
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ch06_recipes  # noqa: E402
+
+RECIPES.update({r.name: r for r in ch06_recipes.recipes(Recipe)})
+
 
 def make(recipe: Recipe, *, epochs: int | None = None, folder: Path | None = None) -> dict:
     """Train ``recipe`` from scratch (``epochs`` overrides its own) and save the checkpoint."""
