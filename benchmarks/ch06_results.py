@@ -19,9 +19,10 @@ Models, every hyperparameter chosen on the validation split:
 * the checkpointed neural models of ``ch06_recipes.py`` (``CHECKPOINTED``: NADE, MADE and
   PixelCNN on the binary digits; DeepNADE, the categorical MADE, the gated PixelCNN and
   WaveNet have recipes there but are not trained yet), trained through ``dgm_lab.train.fit``
-  on one CPU thread and saved as the checkpoints the chapter loads. Their ``seconds`` are the wall time of training (validation
-  included); the ``config`` column adds the CPU time of the process and the machine's load
-  average while it trained, because other jobs sharing the CPU inflate the wall time;
+  on one CPU thread and saved as the checkpoints the chapter loads. Their ``seconds`` are
+  the wall time of training (validation included); the ``config`` column adds the CPU
+  time of the process and the machine's load average while it trained, because other jobs
+  sharing the CPU inflate the wall time;
 * RNADE on the toys and the dequantised digits (trained here, not checkpointed), and a
   structured MADE against a plain one on a small training set.
 
