@@ -42,6 +42,7 @@ benchmarks: setup
 	$(PYTHON) benchmarks/ch05_results.py
 	$(PYTHON) benchmarks/ch04_results.py
 	$(PYTHON) benchmarks/ch08_results.py
+	$(PYTHON) benchmarks/ch06_bench.py
 
 clean:
 	rm -rf _build

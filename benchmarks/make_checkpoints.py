@@ -151,6 +151,12 @@ RECIPES = {r.name: r for r in [
     *_ch04_recipes(),
 ]}
 
+# -- chapter 6: autoregressive models; the recipes live in benchmarks/ch06_recipes.py --------
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ch06_recipes  # noqa: E402
+
+RECIPES.update({r.name: r for r in ch06_recipes.recipes(Recipe)})
+
 
 # -- chapters whose benchmark code defines the recipes -------------------------------------
 # chapter 5: recipes() -> Recipe keyword dicts; chapter 8: recipes(Recipe) -> Recipes

@@ -21,6 +21,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_leaves
 
 from dgm_lab import DensityModel
+from dgm_lab import autoregressive as ar
 from dgm_lab.data import TOY_DENSITIES
 from dgm_lab.density import (
     BernoulliMixture,
@@ -89,8 +90,9 @@ def _train_flow(flow, x):
     from dgm_lab.train import fit  # noqa: PLC0415
 
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    fit(flow.to(dtype), negative_log_likelihood, x.to(dtype), epochs=2, batch_size=60, lr=1e-2,
-        seed=0, device=x.device, progress=False)
+    with torch.enable_grad():  # (the tests below run under no_grad)
+        fit(flow.to(dtype), negative_log_likelihood, x.to(dtype), epochs=2, batch_size=60,
+            lr=1e-2, seed=0, device=x.device, progress=False)
     return flow
 
 
@@ -100,7 +102,44 @@ FLOWS = {name: (make, lambda m, x, y, xb: _train_flow(m, x), "x") for name, make
     "MAF": lambda: maf(2, n_layers=2, hidden=[8]),
     "IAF": lambda: iaf(2, n_layers=2, hidden=[8]),
 }.items()}
-ALL = {**FITTED, **TOYS, **FLOWS}
+
+
+def _random_weights(model: DensityModel, like: torch.Tensor) -> DensityModel:
+    """A network trained by gradient descent is usable from the start: give it fixed random
+    weights (the same on every build), on the data's device and in its dtype."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    half = like.dtype in (torch.float16, torch.bfloat16)  # half data: compute in float32
+    return model.to(device=like.device, dtype=torch.float32 if half else like.dtype)
+
+
+# chapter 6: autoregressive networks over the 6 binary features (levels=3 models read 0/1 as
+# two of three levels; the images are 2 x 3, the signal 6 steps long)
+NETWORKS = {name: (make, lambda m, x, y, xb: _random_weights(m, x), which)
+            for name, (make, which) in {
+    "FVSBN": (lambda: ar.FVSBN(6), "xb"),
+    "NADE": (lambda: ar.NADE(6, hidden=5), "xb"),
+    "DeepNADE": (lambda: ar.DeepNADE(6, [8], n_orderings=2, seed=0), "xb"),
+    "MADEDensity": (lambda: ar.MADEDensity(6, [10], n_masks=2, random_order=True), "xb"),
+    "MADEDensity-levels": (lambda: ar.MADEDensity(6, [10], levels=3), "xb"),
+    "RNADE": (lambda: ar.RNADE(2, hidden=8, components=3), "x"),
+    "PixelCNN": (lambda: ar.PixelCNN((2, 3), channels=4, n_blocks=1, first_kernel_size=3),
+                 "xb"),
+    "GatedPixelCNN": (lambda: ar.GatedPixelCNN((2, 3), levels=3, channels=4, n_layers=2,
+                                               kernel_size=3), "xb"),
+    "WaveNet": (lambda: ar.WaveNet(6, levels=2, channels=4, dilations=(1, 2)), "xb"),
+}.items()}
+ALL = {**FITTED, **TOYS, **FLOWS, **NETWORKS}
+
+
+@pytest.fixture(autouse=True)
+def no_autograd():
+    """The contract is about values, shapes, dtypes and devices: the networks' log_prob
+    (differentiable, for training) is read here without a graph, like the fitted models'."""
+    with torch.no_grad():
+        yield
 
 
 def build(name: str, dtype: torch.dtype = torch.float32,
@@ -214,8 +253,8 @@ def test_sampling_repeats_with_a_generator_and_draws_what_torch_draws(name):
 def test_state_dict_reloads_into_a_fresh_instance(name, dtype):
     model, x = build(name, dtype)
     fresh = ALL[name][0]()
-    if name in TOYS:  # constants, not fitted state: not saved, so convert the fresh one
-        fresh.to(dtype)
+    if name in TOYS or name in NETWORKS:  # constants / parameters are copied into the
+        fresh.to(dtype)  # fresh instance's tensors: convert it first, as for any nn.Module
     fresh.load_state_dict(_saved_and_loaded(model))
     assert fresh.is_fitted and fresh.dtype == dtype
     assert torch.equal(fresh.log_prob(x), model.log_prob(x))

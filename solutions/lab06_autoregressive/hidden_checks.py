@@ -1,0 +1,115 @@
+"""Hidden checks of lab 6 (autoregressive models). Instructor only: never released.
+
+Each exercise gets float64 cases of fresh random sizes covering the kinds of input it must
+handle, the edge case it is about, and one float32 case with looser tolerances: weights with
+junk on and above the diagonal (FVSBN must read only the strict lower triangle), logits far
+in the tails (log-sigmoid, not log of sigmoid), a single input dimension, several hidden
+layers, random orderings, dilations larger than the kernel. Expected values come from
+dgm_lab's references, in float64, in the grader's process.
+"""
+
+import numpy as np
+import torch
+
+from dgm_lab import autoregressive as ref
+from dgm_lab.grading import Case, Exercise, Lab, close, exact
+
+F32 = "float32"
+
+
+def _binary(rng: np.random.Generator, n: int, d: int) -> torch.Tensor:
+    return torch.as_tensor((rng.random((n, d)) < rng.uniform(0.2, 0.8)).astype(np.float64))
+
+
+def _normal(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
+    return torch.as_tensor(rng.normal(scale=scale, size=shape))
+
+
+def fvsbn_cases(rng: np.random.Generator):
+    dims = (1, int(rng.integers(2, 8)), int(rng.integers(20, 65)), int(rng.integers(5, 30)))
+    for i, d in enumerate(dims):
+        n = int(rng.integers(1, 200))
+        x = _binary(rng, n, d)
+        weight = _normal(rng, d, d, scale=rng.uniform(0.5, 3.0))  # junk on the diagonal too
+        bias = _normal(rng, d, scale=2.0)
+        if i == 2:
+            bias[0] = 80.0  # a logit deep in the tail: log sigmoid(-80) needs logsigmoid
+            x[0, 0] = 0.0
+        expected = ref.fvsbn_log_prob(x, weight, bias)
+        if i == len(dims) - 1:
+            yield Case((x.float(), weight.float(), bias.float()), expected=expected,
+                       label=f"{F32}, D={d}", compare=close(rtol=1e-4, atol=1e-3))
+        else:
+            yield Case((x, weight, bias), expected=expected, label=f"float64, D={d}")
+
+
+def nade_cases(rng: np.random.Generator):
+    shapes = ((1, int(rng.integers(1, 6))), (int(rng.integers(2, 10)), int(rng.integers(1, 4))),
+              (int(rng.integers(30, 80)), int(rng.integers(10, 60))),
+              (int(rng.integers(5, 30)), int(rng.integers(3, 20))))
+    for i, (d, h) in enumerate(shapes):
+        n = int(rng.integers(1, 120))
+        x = _binary(rng, n, d)
+        W, c = _normal(rng, h, d), _normal(rng, h)
+        V, b = _normal(rng, d, h, scale=rng.uniform(0.5, 4.0)), _normal(rng, d)
+        if i == 2:
+            b[-1] = -90.0  # the tail again
+            x[0, -1] = 1.0
+        expected = ref.nade_log_prob(x, W, c, V, b)
+        if i == len(shapes) - 1:
+            yield Case(tuple(t.float() for t in (x, W, c, V, b)), expected=expected,
+                       label=f"{F32}, D={d}, H={h}", compare=close(rtol=1e-4, atol=1e-3))
+        else:
+            yield Case((x, W, c, V, b), expected=expected, label=f"float64, D={d}, H={h}")
+
+
+def made_cases(rng: np.random.Generator):
+    for layers in (1, 2, int(rng.integers(3, 5))):
+        d = int(rng.integers(2, 30))
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        hidden = [int(rng.integers(1, 60)) for _ in range(layers)]
+        order = torch.randperm(d, generator=g)
+        degrees = ref.made_degrees(d, hidden, order=order, generator=g)
+        yield Case((degrees,), expected=ref.made_masks(degrees),
+                   label=f"D={d}, hidden layers {hidden}")
+    # the smallest network: two inputs, one hidden unit
+    degrees = [torch.tensor([2, 1]), torch.tensor([1])]
+    yield Case((degrees,), expected=ref.made_masks(degrees), label="D=2, one hidden unit")
+
+
+def mask_cases(rng: np.random.Generator):
+    sizes = [1, 3, 5, 7, int(rng.choice([9, 11, 13]))]
+    for k in sizes:
+        for kind in ("A", "B"):
+            yield Case((k, kind), expected=ref.pixelcnn_mask(k, kind), label=f"k={k}, mask {kind}")
+
+
+def causal_cases(rng: np.random.Generator):
+    for i in range(4):
+        n, c_in, c_out = (int(rng.integers(1, 6)) for _ in range(3))
+        k, dilation = int(rng.integers(1, 5)), int(rng.integers(1, 9))
+        length = int(rng.integers(1, 60)) if i != 2 else int(rng.integers(1, 4))  # T < reach
+        x = _normal(rng, n, c_in, length)
+        weight = _normal(rng, c_out, c_in, k)
+        bias = _normal(rng, c_out) if i != 1 else None
+        expected = ref.causal_conv1d(x, weight, bias, dilation)
+        label = f"k={k}, dilation={dilation}, T={length}" + (", no bias" if bias is None else "")
+        if i == 3:
+            yield Case((x.float(), weight.float(), bias.float(), dilation), expected=expected,
+                       label=f"{F32}, {label}", compare=close(rtol=1e-4, atol=1e-4))
+        else:
+            yield Case((x, weight, bias, dilation), expected=expected, label=f"float64, {label}")
+
+
+LAB = Lab(exercises=[
+    Exercise(answer="ex1_code", test="ex1_tests", function="fvsbn_log_prob",
+             cases=fvsbn_cases, compare=close(rtol=1e-7, atol=1e-7)),
+    Exercise(answer="ex2_code", test="ex2_tests", function="nade_log_prob", cases=nade_cases,
+             compare=close(rtol=1e-7, atol=1e-7)),
+    Exercise(answer="ex3_code", test="ex3_tests", function="made_masks", cases=made_cases,
+             compare=exact()),
+    Exercise(answer="ex4_code", test="ex4_tests", function="pixelcnn_mask", cases=mask_cases,
+             compare=exact()),
+    Exercise(answer="ex5_code", test="ex5_tests", function="causal_conv1d",
+             cases=causal_cases, compare=close(rtol=1e-7, atol=1e-9)),
+])
