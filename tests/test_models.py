@@ -90,9 +90,8 @@ def _train_flow(flow, x):
     from dgm_lab.train import fit  # noqa: PLC0415
 
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    with torch.enable_grad():  # (the tests below run under no_grad)
-        fit(flow.to(dtype), negative_log_likelihood, x.to(dtype), epochs=2, batch_size=60,
-            lr=1e-2, seed=0, device=x.device, progress=False)
+    fit(flow.to(dtype), negative_log_likelihood, x.to(dtype), epochs=2, batch_size=60, lr=1e-2,
+        seed=0, device=x.device, progress=False)
     return flow
 
 
@@ -131,7 +130,19 @@ NETWORKS = {name: (make, lambda m, x, y, xb: _random_weights(m, x), which)
                                                kernel_size=3), "xb"),
     "WaveNet": (lambda: ar.WaveNet(6, levels=2, channels=4, dilations=(1, 2)), "xb"),
 }.items()}
-ALL = {**FITTED, **TOYS, **FLOWS, **NETWORKS}
+
+
+def _with_grad(fit):
+    """Fitting may train by gradient descent (RBMs, flows): autograd on for it, although the
+    tests themselves run under no_grad (see no_autograd below)."""
+    def fit_with_grad(*args):
+        with torch.enable_grad():
+            return fit(*args)
+    return fit_with_grad
+
+
+ALL = {name: (make, _with_grad(fit), which)
+       for name, (make, fit, which) in {**FITTED, **TOYS, **FLOWS, **NETWORKS}.items()}
 
 
 @pytest.fixture(autouse=True)
