@@ -15,6 +15,7 @@ a tqdm bar and a :class:`History` that plots itself.
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 import time
@@ -517,7 +518,9 @@ def fit(model: nn.Module, loss: Loss | Update | Sequence[Update], train_data: Da
             if val["loss"] < best:
                 best, history.best_epoch, waited = val["loss"], epoch, 0
                 if patience is not None:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    # a DensityModel's state_dict also holds its extra state (a dict)
+                    best_state = {k: v.detach().clone() if isinstance(v, torch.Tensor)
+                                  else copy.deepcopy(v) for k, v in model.state_dict().items()}
             else:
                 waited += 1
         for u in updates:

@@ -372,6 +372,33 @@ def test_early_stopping_restores_the_weights_of_the_best_epoch():
     assert history.best_epoch == 2 and no_patience.w.item() == pytest.approx(w[4], rel=1e-6)
 
 
+def test_early_stopping_copies_a_state_dict_with_extra_state():
+    """Every DensityModel's state_dict holds an ``_extra_state`` dict next to its tensors:
+    keeping the best epoch must copy it too, and restore it."""
+    class Counted(Scalar):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def get_extra_state(self):
+            return {"calls": self.calls}
+
+        def set_extra_state(self, state):
+            self.calls = state["calls"]
+
+    train, val = torch.full((8,), 2.0), torch.ones(8)
+    model = Counted()
+
+    def loss(m, b):
+        m.calls += 1
+        return ((m.w - b) ** 2).mean()
+
+    history = fit(model, loss, train, epochs=20, batch_size=8,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.1), val_data=val,
+                  val_loss=lambda m, b: ((m.w - b) ** 2).mean(), patience=2, **CPU)
+    assert history.best_epoch == 2 and model.calls == 3  # restored with the best weights
+
+
 def test_amp_off_cuda_warns_and_trains_in_full_precision():
     x, y = _regression_data()
     torch.manual_seed(0)
