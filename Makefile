@@ -31,7 +31,7 @@ test: setup
 	$(PYTHON) -m pytest -n 2 --dist loadscope
 
 release: setup
-	$(PYTHON) scripts/release_labs.py
+	$(PYTHON) -m dgm_lab.cli release
 
 benchmarks: setup
 	$(PYTHON) benchmarks/bench_density.py

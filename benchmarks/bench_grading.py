@@ -1,19 +1,24 @@
-"""Time to autograde a class: the course's sandboxed grading against plain nbgrader.
+"""Time to grade a class: ``dgm-course grade`` (serial and parallel) against plain nbgrader.
 
     python benchmarks/bench_grading.py                       # 30 submissions of lab 1
-    python benchmarks/bench_grading.py --lab lab02_density_estimation --n 10
+    python benchmarks/bench_grading.py --lab lab02_density_estimation --n 10 --jobs 4
 
-Both pipelines grade the same batch of submissions (a third complete solutions, a third
-untouched student versions, a third with one exercise wrong) with ``nbgrader autograde`` in a
-scratch copy of the course, measured in the same run:
+Every pipeline grades the same batch of submissions (a third complete solutions, a third
+untouched student versions, a third with one exercise wrong) in its own scratch copy of the
+course, measured in the same run:
 
-- **sandboxed**: the course's ``nbgrader_config.py``: each submission's answer cells run in the
-  bubblewrap sandbox on fresh random inputs and are judged in the grader's process;
-- **plain nbgrader**: the same notebooks with nbgrader's default ``Execute`` preprocessor, which
-  runs every cell of each submission (data loading, plots, demos and the visible tests) in a
-  Jupyter kernel, as the course did before.
+- **plain nbgrader**: ``nbgrader autograde`` with nbgrader's default ``Execute`` preprocessor,
+  which runs every cell of each submission (data loading, plots, demos and the visible tests)
+  in a Jupyter kernel, as the course did before; then ``nbgrader generate_feedback``;
+- **sandboxed**: ``nbgrader autograde`` with the course's ``nbgrader_config.py``: each
+  submission's answer cells run in the bubblewrap sandbox on fresh random inputs and are judged
+  in the grader's process; then ``nbgrader generate_feedback``;
+- **dgm-course grade --jobs 1** and **--jobs J**: the course's command (verdicts in J worker
+  processes, recorded by nbgrader, feedback, grades.csv).
 
-Target: sandboxed / plain <= 1.5.
+The scores of every pipeline are checked to agree. Targets: sandboxed / plain <= 1.5 and
+``grade --jobs 2`` / plain <= 1 (the steps after the verdicts, recording and feedback, are
+serial, so the speed-up of more jobs levels off).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5
+GRADE_TARGET = 1.0
 PLAIN_CONFIG = '''
 # Plain nbgrader: its default autograde preprocessors (Execute runs the whole notebook).
 from nbconvert.exporters import NotebookExporter
@@ -74,10 +80,27 @@ def batch(lab: str, course: Path, n: int) -> dict[str, nbformat.NotebookNode]:
     return subs
 
 
-def nbgrader(course: Path, *args: str) -> float:
+def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "NBGRADER_DB_URL"}
     env.update(MPLBACKEND="Agg", PYTHONWARNINGS="ignore",
                PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def dgm_course(course: Path, *args: str) -> float:
+    """Run ``dgm-course ARGS`` on the scratch course; returns its wall time."""
+    cmd = [sys.executable, "-m", "dgm_lab.cli", "--course", str(course), *args]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=course, env=_env(), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"dgm-course {args[0]} failed in {course}")
+    return seconds
+
+
+def nbgrader(course: Path, *args: str) -> float:
+    env = _env()
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}",
            f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}"]
     start = time.perf_counter()
@@ -111,29 +134,52 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lab", default="lab01_naive_bayes")
     parser.add_argument("--n", type=int, default=30, help="submissions in the batch")
+    parser.add_argument("--jobs", type=int, default=2, help="workers of the parallel run")
     args = parser.parse_args(argv)
     from dgm_lab.grading import sandbox
 
     state = sandbox.status()
     print(f"{args.n} submissions of {args.lab}; sandbox: {state.kind}; "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}", flush=True)
-    times = {}
+    # the course's command first: each line is printed as soon as its pipeline is done
+    pipelines = [(f"grade --jobs {args.jobs}", args.jobs), ("grade --jobs 1", 1),
+                 ("sandboxed", "nbgrader"), ("plain nbgrader", "plain")]
+    times, results = {}, {}
     with tempfile.TemporaryDirectory(prefix="dgm-bench-grading-") as tmp:
-        for name, plain in (("sandboxed", False), ("plain nbgrader", True)):
-            folder = course(Path(tmp) / name.replace(" ", "_"), args.lab, plain)
+        for name, how in pipelines:
+            folder = course(Path(tmp) / name.replace(" ", "_").replace("-", ""), args.lab,
+                            plain=how == "plain")
             for student, nb in batch(args.lab, folder, args.n).items():
                 target = folder / "submitted" / student / args.lab
                 target.mkdir(parents=True)
                 nbformat.write(nb, target / f"{args.lab}.ipynb")
-            times[name] = nbgrader(folder, "autograde", args.lab)
-            got = scores(folder, args.lab)
-            print(f"{name:>15}: {times[name]:7.1f} s = {times[name] / args.n:5.2f} s per "
-                  f"submission; mean score {sum(got) / len(got):.2f}", flush=True)
-    ratio = times["sandboxed"] / times["plain nbgrader"]
-    flag = "" if ratio <= TARGET else "  OVER TARGET"
-    print(f"ratio sandboxed / plain nbgrader: {ratio:.2f} (target <= {TARGET}){flag}")
+            if isinstance(how, int):
+                times[name] = dgm_course(folder, "grade", args.lab, "--jobs", str(how),
+                                         "--no-progress")
+                detail = "verdicts, gradebook, feedback, grades.csv"
+            else:
+                auto = nbgrader(folder, "autograde", args.lab)
+                feedback = nbgrader(folder, "generate_feedback", args.lab)
+                times[name] = auto + feedback
+                detail = f"autograde {auto:.1f} s + generate_feedback {feedback:.1f} s"
+            results[name] = scores(folder, args.lab)
+            got = results[name]
+            print(f"{name:>16}: {times[name]:7.1f} s = {times[name] / args.n:5.2f} s per "
+                  f"submission ({detail}); mean score {sum(got) / len(got):.2f}", flush=True)
+    plain = times["plain nbgrader"]
+    # each pipeline draws its own random cases: solutions and blanks score the same anyway
+    disagree = [name for name in results if results[name] != results["plain nbgrader"]]
+    if disagree:
+        print(f"WARNING: the scores of {disagree} differ from plain nbgrader's")
+    for name, target in (("sandboxed", TARGET), ("grade --jobs 1", None),
+                         (f"grade --jobs {args.jobs}", GRADE_TARGET if args.jobs == 2 else None)):
+        ratio = times[name] / plain
+        flag = "" if target is None or ratio <= target else "  OVER TARGET"
+        goal = f" (target <= {target})" if target is not None else ""
+        print(f"ratio {name} / plain nbgrader: {ratio:.2f}{goal}{flag}")
+    print(f"speed-up of --jobs {args.jobs} over --jobs 1: "
+          f"{times['grade --jobs 1'] / times[f'grade --jobs {args.jobs}']:.2f}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

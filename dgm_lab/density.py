@@ -6,12 +6,12 @@ Given samples :math:`x_1, \dots, x_m` drawn independently from an unknown densit
 chapter 2 of the book, from the most rigid model to the most flexible one:
 
 1. **Maximum likelihood for a parametric model** (:func:`fit_gaussian`, :class:`Gaussian`):
-   choose :math:`\theta` maximising :math:`\sum_k \log p(x_k;\theta)` (Fisher, 1922). For a
+   choose :math:`\theta` maximising :math:`\sum_i \log p(x_i;\theta)` (Fisher, 1922). For a
    Gaussian the maximiser has a closed form: the sample mean and the (biased) sample covariance.
 2. **Histogram** (:class:`Histogram`): cut space into cells of width :math:`h` starting at an
    origin :math:`x_0`; the density is constant in a cell, proportional to its count.
 3. **Naive window / Parzen window** (:func:`naive_window_log_prob`): centre the cell on the
-   query instead, :math:`\hat p(x) = \frac{1}{m h^D} \sum_k w((x - x_k)/h)` with a box
+   query instead, :math:`\hat p(x) = \frac{1}{m h^D} \sum_i w((x - x_i)/h)` with a box
    :math:`w`; this removes the origin (Rosenblatt, 1956; Parzen, 1962).
 4. **Kernel density estimation** (:func:`kde_log_prob`, :class:`KernelDensity`): the same sum
    with a smooth Gaussian :math:`w`, computed with log-sum-exp in blocks so it runs in bounded
@@ -171,10 +171,10 @@ def _gaussian_ml(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 def fit_gaussian(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Maximum-likelihood mean and covariance of a Gaussian, in closed form.
 
-    Setting the gradient of :math:`\sum_k \log \mathcal N(x_k; \mu, \Sigma)` to zero gives
+    Setting the gradient of :math:`\sum_i \log \mathcal N(x_i; \mu, \Sigma)` to zero gives
 
-    .. math:: \hat\mu = \frac1m \sum_k x_k, \qquad
-              \hat\Sigma = \frac1m \sum_k (x_k - \hat\mu)(x_k - \hat\mu)^\top .
+    .. math:: \hat\mu = \frac1m \sum_i x_i, \qquad
+              \hat\Sigma = \frac1m \sum_i (x_i - \hat\mu)(x_i - \hat\mu)^\top .
 
     Note the :math:`1/m` (the ML estimate), not the unbiased :math:`1/(m-1)`. Both sums are
     taken after subtracting a rough mean (two passes), which keeps float32 accurate for data
@@ -315,7 +315,7 @@ class Histogram(DensityModel):
     Cell :math:`j` (a multi-index in :math:`D` dimensions) is
     :math:`[x_0 + j h, x_0 + (j + 1) h)` in every coordinate, and
 
-    .. math:: \hat p(x) = \frac{\#\{k : x_k \in \text{cell}(x)\}}{m\, h^D}
+    .. math:: \hat p(x) = \frac{\#\{i : x_i \in \text{cell}(x)\}}{m\, h^D}
 
     so the estimate integrates to one. It depends on both ``bin_width`` and ``origin``: the
     same data can look unimodal or bimodal when the grid shifts. Points in empty cells or
@@ -461,8 +461,8 @@ def naive_window_log_prob(x: torch.Tensor, data: torch.Tensor, bandwidth: float,
                           batch_size: int | None = None) -> torch.Tensor:
     r"""Log of the naive (box window) estimate: count the data in a cube centred on ``x``.
 
-    .. math:: \hat p(x) = \frac{1}{m h^D} \sum_{k=1}^m w\Big(\frac{x - x_k}{h}\Big), \qquad
-              w(u) = \begin{cases} 1 & \max_i |u_i| \le 1/2 \\ 0 & \text{otherwise}
+    .. math:: \hat p(x) = \frac{1}{m h^D} \sum_{i=1}^m w\Big(\frac{x - x_i}{h}\Big), \qquad
+              w(u) = \begin{cases} 1 & \max_d |u_d| \le 1/2 \\ 0 & \text{otherwise}
                      \end{cases}
 
     Unlike the histogram, the window moves with the query, so there is no origin to choose;
@@ -520,12 +520,12 @@ def _logsumexp_rows(a: torch.Tensor) -> torch.Tensor:
 
 def _gaussian_log_sums(x: torch.Tensor, data: torch.Tensor, h: float,
                        batch_size: int | None) -> torch.Tensor:
-    r""":math:`\log \sum_k \exp(-\|x - x_k\|^2 / 2h^2)` for every query, ``[n]``.
+    r""":math:`\log \sum_i \exp(-\|x - x_i\|^2 / 2h^2)` for every query, ``[n]``.
 
-    In units of the bandwidth, :math:`u = x/h` and :math:`v_k = x_k/h`, the exponent is
-    :math:`-\tfrac12\|u - v_k\|^2 = u^\top v_k - \tfrac12\|v_k\|^2 - \tfrac12\|u\|^2`: one
+    In units of the bandwidth, :math:`u = x/h` and :math:`v_i = x_i/h`, the exponent is
+    :math:`-\tfrac12\|u - v_i\|^2 = u^\top v_i - \tfrac12\|v_i\|^2 - \tfrac12\|u\|^2`: one
     inner product of two augmented vectors, :math:`[u, 1, -\|u\|^2/2] \cdot
-    [v_k, -\|v_k\|^2/2, 1]`. So a block of exponents is a single matrix product: no
+    [v_i, -\|v_i\|^2/2, 1]`. So a block of exponents is a single matrix product: no
     ``[n, m, D]`` tensor, and the fastest kernel on both CPU and GPU. Every exponent is
     :math:`\le 0`; rounding can push one slightly above, so they are clamped at 0 and
     ``exp`` cannot overflow. The plain sum is then safe unless *all* terms underflow (a query
@@ -575,19 +575,19 @@ def kde_log_prob(x: torch.Tensor, data: torch.Tensor, bandwidth: float, *,
                  batch_size: int | None = None) -> torch.Tensor:
     r"""Gaussian kernel density estimate of ``log p(x)`` with an isotropic bandwidth.
 
-    .. math:: \hat p(x) = \frac1m \sum_{k=1}^m \mathcal N(x;\, x_k,\, h^2 I)
-              = \frac{1}{m (2\pi h^2)^{D/2}} \sum_{k=1}^m
-                \exp\Big(-\frac{\|x - x_k\|^2}{2h^2}\Big)
+    .. math:: \hat p(x) = \frac1m \sum_{i=1}^m \mathcal N(x;\, x_i,\, h^2 I)
+              = \frac{1}{m (2\pi h^2)^{D/2}} \sum_{i=1}^m
+                \exp\Big(-\frac{\|x - x_i\|^2}{2h^2}\Big)
 
     In many dimensions every term underflows to 0 in floating point, so the sum is taken
-    in log space with log-sum-exp: :math:`\log\sum_k e^{a_k} = a^* + \log\sum_k e^{a_k - a^*}`,
-    :math:`a^* = \max_k a_k`. Distances come from one matrix product per block of queries
+    in log space with log-sum-exp: :math:`\log\sum_i e^{a_i} = a^* + \log\sum_i e^{a_i - a^*}`,
+    :math:`a^* = \max_i a_i`. Distances come from one matrix product per block of queries
     (and of data, for very large ``data``), so memory stays bounded and the work runs on
     the device of ``data`` (a GPU if it lives there).
 
-    Accuracy: the expanded square :math:`\|x\|^2 - 2x^\top x_k + \|x_k\|^2` (computed after
+    Accuracy: the expanded square :math:`\|x\|^2 - 2x^\top x_i + \|x_i\|^2` (computed after
     centring on the data mean) carries a rounding error of about
-    :math:`\epsilon\,(\|x\|^2 + \|x_k\|^2) / h^2` nats, with :math:`\epsilon` the machine
+    :math:`\epsilon\,(\|x\|^2 + \|x_i\|^2) / h^2` nats, with :math:`\epsilon` the machine
     precision. In float64 that is negligible; in float32 (:math:`\epsilon \approx 10^{-7}`)
     it reaches 0.1 nats once :math:`h` is about 1000 times smaller than the spread of the
     data. Pass float64 tensors when you need tiny bandwidths.
@@ -904,13 +904,13 @@ def e_step(x: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
     accurate far from the origin.
 
     Arguments:
-        x: data ``[n, D]``.
+        x: the :math:`m` data points ``[m, D]``.
         weights: mixing proportions :math:`\pi` ``[K]`` (non-negative, sum to 1).
         means: ``[K, D]``.
         covariances: ``[K, D, D]``, each symmetric positive definite.
 
     Returns:
-        ``(log_resp [n, K], log_prob [n])``: :math:`\log r_{ij}` (rows log-sum-exp to 0)
+        ``(log_resp [m, K], log_prob [m])``: :math:`\log r_{ij}` (rows log-sum-exp to 0)
         and :math:`\log p(x_i)` under the current parameters.
 
     References:
@@ -935,7 +935,7 @@ def m_step(x: torch.Tensor, resp: torch.Tensor, reg_covar: float = 1e-6
 
     With :math:`N_j = \sum_i r_{ij}` (the soft count of component :math:`j`),
 
-    .. math:: \pi_j = \frac{N_j}{n}, \quad \mu_j = \frac{1}{N_j}\sum_i r_{ij} x_i, \quad
+    .. math:: \pi_j = \frac{N_j}{m}, \quad \mu_j = \frac{1}{N_j}\sum_i r_{ij} x_i, \quad
               \Sigma_j = \frac{1}{N_j}\sum_i r_{ij}(x_i - \mu_j)(x_i - \mu_j)^\top
                         + \lambda I .
 
@@ -946,8 +946,8 @@ def m_step(x: torch.Tensor, resp: torch.Tensor, reg_covar: float = 1e-6
     :math:`\mu_j`), which keeps float32 accurate far from the origin.
 
     Arguments:
-        x: data ``[n, D]``.
-        resp: responsibilities ``[n, K]`` (non-negative, rows sum to 1).
+        x: the :math:`m` data points ``[m, D]``.
+        resp: responsibilities ``[m, K]`` (non-negative, rows sum to 1).
         reg_covar: :math:`\lambda \ge 0`.
 
     Returns:

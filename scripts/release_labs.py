@@ -1,6 +1,7 @@
 """Regenerate every student notebook ``notebooks/<lab>/`` from ``solutions/<lab>/`` with nbgrader.
 
-Usage (from anywhere):
+``dgm-course release [--check]`` runs the functions of this file; the script does the same
+(from anywhere):
 
     python scripts/release_labs.py            # rewrite notebooks/ for every lab in solutions/
     python scripts/release_labs.py lab01_naive_bayes   # only these labs
@@ -13,7 +14,7 @@ counts or timings, deterministic cell ids, nbformat's canonical JSON) so that ru
 gives byte-identical files. Other files of a lab folder (images, data) are released as nbgrader
 copies them; stale files in ``notebooks/<lab>/`` are removed.
 
-To autograde, the instructor's gradebook needs the lab too: ``scripts/grade_lab.py`` does that.
+To autograde, the instructor's gradebook needs the lab too: ``dgm-course grade`` records it.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         for lab, diffs in report.items():
             print(f"{lab}: notebooks/ drifted from solutions/: " + "; ".join(diffs))
         if report:
-            print("run `python scripts/release_labs.py` and commit notebooks/")
+            print("run `dgm-course release` (or this script) and commit notebooks/")
             return 1
         print(f"notebooks/ up to date for {len(labs)} lab(s)")
         return 0

@@ -32,6 +32,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Float, Int, Unicode
 
+from dgm_lab.grading.cache import VerdictCache, checks_key, file_sha256
 from dgm_lab.grading.grader import MAX_NOTEBOOK_BYTES, Report, Verdict, grade_submission
 from dgm_lab.grading.sandbox import Limits
 
@@ -105,6 +106,11 @@ class SandboxedGrading(NbGraderPreprocessor):
                                                 "root) where each grading's seed and scores are "
                                                 "appended, one JSON line per submission.") \
         .tag(config=True)
+    verdict_cache = Unicode("", help="A verdict cache folder (dgm_lab.grading.cache): a "
+                                     "submission whose verdict it holds, for the same file and "
+                                     "the same lab version, is recorded without being graded "
+                                     "again. Empty: always grade. `dgm-course grade` sets it.") \
+        .tag(config=True)
 
     def limits(self) -> Limits:
         return Limits(exercise_seconds=self.exercise_timeout,
@@ -120,9 +126,12 @@ class SandboxedGrading(NbGraderPreprocessor):
         source = Path(coursedir.format_path(coursedir.source_directory, ".", lab))
         if name != lab:
             raise ValueError(f"{lab}: only the notebook {lab}.ipynb is graded, not {name}.ipynb")
-        record = Path(coursedir.root, self.log_directory, f"{lab}.jsonl")
-        report = grade_submission(source, submitted, limits=self.limits(),
-                                  sandbox=self.sandbox or None, record=record, student=student)
+        report = self._cached(lab, student, source, submitted)
+        if report is None:
+            record = Path(coursedir.root, self.log_directory, f"{lab}.jsonl")
+            report = grade_submission(source, submitted, limits=self.limits(),
+                                      sandbox=self.sandbox or None, record=record,
+                                      student=student)
         for note in report.notes:
             if note not in _warned:  # loud, once per process; recorded for every submission
                 _warned.add(note)
@@ -133,6 +142,17 @@ class SandboxedGrading(NbGraderPreprocessor):
         self.log.info("%s/%s: %g / %g (seed %d, %d run(s), %.1f s)", student, lab, report.score,
                       report.max_score, report.seed, report.runs, report.seconds)
         return nb, resources
+
+    def _cached(self, lab: str, student: str, source: Path, submitted: Path) -> Report | None:
+        """The cached report of this very submission and lab version, if a cache is set."""
+        if not self.verdict_cache or not submitted.is_file():
+            return None
+        try:
+            cache = VerdictCache(Path(CourseDirectory(config=self.config).root,
+                                      self.verdict_cache))
+            return cache.report(lab, student, file_sha256(submitted), checks_key(source))
+        except (OSError, ValueError):
+            return None
 
 
 class SafeNotebookExporter(NotebookExporter):
