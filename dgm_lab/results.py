@@ -236,7 +236,9 @@ def save_checkpoint(model: nn.Module, name: str, meta: dict, *,
         if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
             raise ValueError(f"meta[{key!r}] must be given ({kind}); got {meta.get(key)!r}")
     buffer = io.BytesIO()  # saved in memory first: the archive then has the same bytes
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    # a DensityModel's state_dict also holds its extra state, a dict of plain Python values
+    torch.save({k: v.detach().cpu() if isinstance(v, torch.Tensor) else v
+                for k, v in model.state_dict().items()}, buffer)
     data = buffer.getvalue()
     if len(data) > max_bytes:
         raise ValueError(f"checkpoint {name!r} would be {len(data)} bytes, over max_bytes="

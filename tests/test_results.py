@@ -134,6 +134,19 @@ def test_checkpoint_round_trip_and_deterministic_bytes(tmp_path):
     assert results.checkpoint_meta("tiny", folder=tmp_path)["sha256"] == meta["sha256"]
 
 
+def test_checkpoint_of_a_density_model_keeps_its_extra_state(tmp_path):
+    """A DensityModel's state_dict holds an ``_extra_state`` dict next to its tensors (here a
+    mixture's convergence record): saving must accept it and loading restore it."""
+    from dgm_lab.density import GaussianMixture
+    x = torch.randn(200, 2, generator=torch.Generator().manual_seed(0))
+    gmm = GaussianMixture(2, seed=0).fit(x)
+    results.save_checkpoint(gmm, "gmm", META, folder=tmp_path)
+    fresh = GaussianMixture(2, seed=0)
+    results.load_checkpoint("gmm", fresh, folder=tmp_path)
+    assert fresh.n_iter_ == gmm.n_iter_ and fresh.converged_ == gmm.converged_
+    torch.testing.assert_close(fresh.log_prob(x[:5]), gmm.log_prob(x[:5]))
+
+
 def test_missing_checkpoints_name_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="make_checkpoints.py nothing"):
         results.load_checkpoint("nothing", nn.Linear(2, 2), folder=tmp_path)
