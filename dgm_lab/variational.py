@@ -48,7 +48,6 @@ References:
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 
@@ -562,7 +561,7 @@ def _grid_and_log_density(x: object, log_p: object) -> tuple[torch.Tensor, torch
 
 
 def kl_on_grid(x: torch.Tensor, log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    r""":math:`\mathrm{KL}(p \,\|\, q) = \int p(x) \log \frac{p(x)}{q(x)}\, dx` by the trapezoid rule.
+    r""":math:`\mathrm{KL}(p \,\|\, q) = \int p(x) \log \frac{p(x)}{q(x)}\, dx`, trapezoid rule.
 
     Both densities are given by their logs on the same increasing 1-D grid, which must cover
     the mass of :math:`p`. Points where :math:`p = 0` (``log_p = -inf``) add nothing; a point
@@ -593,7 +592,7 @@ def kl_on_grid(x: torch.Tensor, log_p: torch.Tensor, log_q: torch.Tensor) -> tor
 
 def fit_gaussian_forward_kl(x: torch.Tensor, log_p: torch.Tensor
                             ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The Gaussian :math:`q` minimising the forward :math:`\mathrm{KL}(p \,\|\, q)`: moment matching.
+    r"""The Gaussian :math:`q` minimising the forward :math:`\mathrm{KL}(p \,\|\, q)`: moments.
 
     :math:`\mathrm{KL}(p \,\|\, q) = -H(p) - \mathbb E_p[\log q]`; for a Gaussian :math:`q`
     the second term is minimised by the mean and variance of :math:`p`. The fit must put
@@ -688,7 +687,8 @@ def fit_gaussian_reverse_kl(x: torch.Tensor, log_p: torch.Tensor, *, starts: int
         opt = torch.optim.LBFGS([u, v], max_iter=steps, tolerance_grad=1e-10,
                                 tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
-        def closure() -> torch.Tensor:
+        def closure(opt: torch.optim.LBFGS = opt, u: torch.Tensor = u,
+                    v: torch.Tensor = v) -> torch.Tensor:  # bound now: this start's optimiser
             opt.zero_grad()
             value = divergence(u, v)
             value.backward()
