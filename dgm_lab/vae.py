@@ -366,6 +366,7 @@ class VAE(DensityModel):
 
     @property
     def event_shape(self) -> torch.Size:
+        self._require_fitted()  # the contract of every DensityModel, though it is known
         return torch.Size([self.features])
 
     def _check_input(self, x: object, name: str = "x", **kwargs: bool) -> torch.Tensor:

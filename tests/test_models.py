@@ -39,6 +39,7 @@ from dgm_lab.density import (
 )
 from dgm_lab.model import multinomial, rand, randint, randn
 from dgm_lab.naive_bayes import BernoulliNaiveBayes, GaussianNaiveBayes
+from dgm_lab.vae import VAE
 
 
 def _data(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -68,6 +69,11 @@ FITTED = {
                          "xb"),
     "CategoricalMixture": (lambda: CategoricalMixture(3, 3, seed=0),
                            lambda m, x, y, xb: m.fit(xb), "xb"),
+    # chapter 7: log_prob is the IWAE estimate (a fixed seed, so repeatable)
+    "VAE-gaussian": (lambda: VAE(2, 2, 16, likelihood="gaussian", eval_samples=20),
+                     lambda m, x, y, xb: m.fit(x, epochs=2, seed=0), "x"),
+    "VAE-bernoulli": (lambda: VAE(6, 2, 16, likelihood="bernoulli", eval_samples=20),
+                      lambda m, x, y, xb: m.fit(xb, epochs=2, seed=0), "xb"),
 }
 TOYS = {name: (cls, lambda m, x, y, xb: m, "x") for name, cls in TOY_DENSITIES.items()}
 ALL = {**FITTED, **TOYS}
