@@ -213,13 +213,18 @@ def test_pathwise_gradients_per_draw_follow_the_chain_rule():
     torch.testing.assert_close(got, torch.cat([2 * (z - A), 2 * (z - A) * log_std.exp() * eps],
                                               1))
     # the score-function estimate per draw: f(z) times the score of N(mu, sigma^2)
+    # (the score of N(mu, sigma^2) checked with autograd, parameter by parameter); with the
+    # baseline, draw i's value is offset by the mean of the *other* draws' values
     score = score_function_gradients(square, mu, log_std, eps)
-    log_q = Normal(mu.clone().requires_grad_(True), log_std.exp())
-    del log_q  # (the score is checked with autograd below, parameter by parameter)
+    with_baseline = score_function_gradients(square, mu, log_std, eps, baseline=True)
+    values = square(z)
     for i in range(3):
         m, ls = mu.clone().requires_grad_(True), log_std.clone().requires_grad_(True)
         Normal(m, ls.exp()).log_prob(z[i]).sum().backward()
-        torch.testing.assert_close(score[i], square(z[i:i + 1]) * torch.cat([m.grad, ls.grad]))
+        grad_log_q = torch.cat([m.grad, ls.grad])
+        torch.testing.assert_close(score[i], values[i] * grad_log_q)
+        others = torch.cat([values[:i], values[i + 1:]]).mean()
+        torch.testing.assert_close(with_baseline[i], (values[i] - others) * grad_log_q)
 
 
 def test_gradient_estimators_reject_bad_input():
