@@ -38,6 +38,7 @@ benchmarks: setup
 	$(PYTHON) benchmarks/bench_device.py
 	$(PYTHON) benchmarks/bench_notebooks.py
 	$(PYTHON) benchmarks/bench_grading.py
+	$(PYTHON) benchmarks/ch07_results.py
 
 clean:
 	rm -rf _build
