@@ -43,6 +43,7 @@ benchmarks: setup
 	$(PYTHON) benchmarks/ch04_results.py
 	$(PYTHON) benchmarks/ch08_results.py
 	$(PYTHON) benchmarks/ch06_bench.py
+	$(PYTHON) benchmarks/ch07_results.py
 
 clean:
 	rm -rf _build

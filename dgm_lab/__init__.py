@@ -7,6 +7,7 @@ pieces: ``model`` (:class:`DensityModel`, the interface every density model foll
 ``data`` (embedded datasets, no downloads), ``train`` (the one training loop), ``results``
 (results files and checkpoints), ``plotting``, ``runtime`` (device and seeding) and
 ``grading`` (sandboxed autograding of the labs).
+Chapters 7 and 12: ``variational`` (KL, gradient estimators, mean-field VI, KL fits), ``vae``.
 """
 
 from dgm_lab.model import DensityModel

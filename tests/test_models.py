@@ -43,6 +43,7 @@ from dgm_lab.flows import iaf, maf, negative_log_likelihood, real_nvp
 from dgm_lab.model import multinomial, rand, randint, randn
 from dgm_lab.naive_bayes import BernoulliNaiveBayes, GaussianNaiveBayes
 from dgm_lab.pca import ProbabilisticPCA
+from dgm_lab.vae import VAE
 
 
 def _data(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -80,6 +81,11 @@ FITTED = {
             "xb"),
     "DBM": (lambda: DBM([4, 3], sample_steps=20),
             lambda m, x, y, xb: m.fit(xb, pretrain_epochs=1, epochs=2), "xb"),
+    # chapter 7: log_prob is the IWAE estimate (a fixed seed, so repeatable)
+    "VAE-gaussian": (lambda: VAE(2, 2, 16, likelihood="gaussian", eval_samples=20),
+                     lambda m, x, y, xb: m.fit(x, epochs=2, seed=0), "x"),
+    "VAE-bernoulli": (lambda: VAE(6, 2, 16, likelihood="bernoulli", eval_samples=20),
+                      lambda m, x, y, xb: m.fit(xb, epochs=2, seed=0), "xb"),
 }
 TOYS = {name: (cls, lambda m, x, y, xb: m, "x") for name, cls in TOY_DENSITIES.items()}
 
