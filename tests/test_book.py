@@ -49,10 +49,11 @@ def normalise(text):
 
 
 def instructor_only_lines(lab):
-    """Lines of the solution notebook's solutions and hidden tests that the released
-    notebook does not contain (long enough to be unmistakable)."""
+    """Lines of the solution notebook's solutions and hidden tests that neither the released
+    notebook nor a chapter page shows (long enough to be unmistakable)."""
     released = nbformat.read(ROOT / "notebooks" / lab / f"{lab}.ipynb", as_version=4)
-    released_text = normalise("\n".join(c.source for c in released.cells))
+    pages = "\n".join(p.read_text() for p in sorted((ROOT / "book").glob("ch*.md")))
+    released_text = normalise("\n".join(c.source for c in released.cells) + "\n" + pages)
     solution = nbformat.read(ROOT / "solutions" / lab / f"{lab}.ipynb", as_version=4)
     lines, inside = set(), False
     for cell in solution.cells:
@@ -168,8 +169,9 @@ def test_each_chapter_links_its_lab_and_has_figures(html):
     for name in chapters:
         number = re.search(r"ch(\d\d)_", name).group(1)
         text = (html / f"{name}.html").read_text()
-        assert re.search(rf'href="[^"]*notebooks/lab{number}_[^"]+\.html', text), (
-            f"{name} does not link its lab")
+        if list((ROOT / "solutions").glob(f"lab{number}_*")):  # (a chapter may precede its lab)
+            assert re.search(rf'href="[^"]*notebooks/lab{number}_[^"]+\.html', text), (
+                f"{name} does not link its lab")
         assert text.count("<img") >= 2, f"{name} shows fewer than two figures"
         assert "Traceback" not in text, f"{name} shows a traceback"
         assert "output stderr" not in text, f"{name} shows warnings or errors (stderr output)"
