@@ -373,3 +373,11 @@ def test_glossary_is_in_the_book(html):
     text = (html / "book" / "glossary.html").read_text()
     for symbol in (r"r_{ij}", r"\Sigma", r"\pi_k", r"\pi_j", "V_D"):
         assert symbol in text, f"the glossary does not define {symbol}"
+
+
+def test_pages_hold_no_control_characters():
+    """A page written through a Python string can turn "\\bigl" into a backspace + "igl" (and
+    "\\tfrac" into a tab): MathJax then shows "Math input error"."""
+    for page in sorted((ROOT / "book").glob("*.md")):
+        bad = sorted({hex(ord(ch)) for ch in page.read_text() if ord(ch) < 32 and ch not in "\n"})
+        assert not bad, f"{page.name} holds control characters {bad}"
