@@ -36,13 +36,7 @@ from dgm_lab.autoregressive import (
 from dgm_lab.data import load_digits
 from dgm_lab.train import fit
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def every_configuration(d: int, levels: int = 2) -> torch.Tensor:

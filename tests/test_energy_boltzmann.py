@@ -27,14 +27,7 @@ from dgm_lab.energy import (
     marginals,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread costs more than it saves (and much more on a busy box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # The lecture's example: spins x1, x2, x3; w12 = -1, w13 = -1, w23 = 2, b2 = 1 (the table's

@@ -35,12 +35,7 @@ from dgm_lab.energy import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_rbm(v: int, h: int, seed: int, scale: float = 1.0) -> RBM:

@@ -46,13 +46,7 @@ from dgm_lab.flows import (
 )
 from dgm_lab.model import DensityModel, rand
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is faster
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomize(module: nn.Module, seed: int = 0, scale: float = 0.3) -> nn.Module:

@@ -63,14 +63,6 @@ def sklearn_ppca(x: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray, float]:
     return sk.mean_, sk.get_covariance() * (n - 1) / n, sk.noise_variance_ * (n - 1) / n
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------------------
 # PCA by SVD
 # --------------------------------------------------------------------------------------

@@ -26,15 +26,6 @@ def _script(name):
     return module
 
 
-@pytest.fixture
-def one_thread():
-    """The scripts compute their committed figures on one thread; so do the re-runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------------------
 # results files
 # --------------------------------------------------------------------------------------

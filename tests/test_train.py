@@ -19,16 +19,6 @@ matplotlib.use("Agg")
 CPU = {"device": "cpu", "progress": False}
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny MLPs train faster on one thread; on a busy two-core machine two threads wait
-    for each other at every small matrix product."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _regression_data(n=400, d=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g)
