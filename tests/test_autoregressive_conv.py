@@ -9,11 +9,11 @@ of samples against enumerated probabilities (scipy).
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
 import torch.nn.functional as F
+from ar_helpers import every_configuration, support
+from ar_helpers import randomise as _randomise
 from scipy import stats
 
 from dgm_lab.autoregressive import (
@@ -34,22 +34,9 @@ from dgm_lab.train import fit
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def every_configuration(d: int, levels: int = 2) -> torch.Tensor:
-    return torch.tensor(list(itertools.product(range(levels), repeat=d)), dtype=torch.float64)
-
-
 def randomise(model: torch.nn.Module, scale: float = 0.5, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
-    return model
-
-
-def support(fn, x: torch.Tensor) -> torch.Tensor:
-    """``[D_out, D_in]``: does output i depend on input j at x (autograd Jacobian)?"""
-    jac = torch.autograd.functional.jacobian(fn, x)
-    return jac.reshape(jac.shape[0], -1, x.numel()).abs().sum(1) > 0
+    """Smaller random weights by default: deep convolution stacks saturate at scale 1."""
+    return _randomise(model, scale, seed)
 
 
 def raster_before(d: int) -> torch.Tensor:
