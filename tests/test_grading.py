@@ -51,7 +51,14 @@ from dgm_lab.grading import (
 )
 from dgm_lab.grading.autograde import verdict_outputs, write_verdicts
 from dgm_lab.grading.checks import compare_values
-from dgm_lab.grading.grader import CaseResult, Report, Verdict, answer_cells, partial_score
+from dgm_lab.grading.grader import (
+    CaseResult,
+    Report,
+    Verdict,
+    answer_cells,
+    gradient_problem,
+    partial_score,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = sandbox.status(("numpy",), "auto")
@@ -330,6 +337,99 @@ def test_load_lab_reports_a_broken_check_file(tmp_path):
         load_lab(tmp_path / "b.py")
 
 
+# ----------------------------------------------------------------------------- gradients
+
+LOSS = ("def loss(x, w, b):\n    ### BEGIN SOLUTION\n    return ((x @ w + b) ** 2).mean()\n"
+        "    ### END SOLUTION\n")
+GRADIENT_CHECKS = '''
+import numpy as np
+import torch
+from dgm_lab.grading import Case, Exercise, Lab, close
+
+def loss_cases(rng):
+    for i in range(3):
+        x, w, b = (torch.as_tensor(rng.normal(size=s)) for s in ((6, 4), (4,), ()))
+        w.requires_grad_(True)
+        b.requires_grad_(True)
+        value = ((x @ w + b) ** 2).mean()
+        grads = torch.autograd.grad(value, (w, b))
+        yield Case((x, w.detach(), b.detach()), expected=value.detach(), label=f"case {i}",
+                   expected_gradient=grads)
+
+def scale_cases(rng):
+    a = rng.normal(size=(4, 3))
+    yield Case((a,), {"factor": 2.0}, expected=2.0 * a, label="4x3")
+
+LAB = Lab(exercises=[
+    Exercise(answer="ex1_code", test="ex1_tests", function="loss", cases=loss_cases,
+             compare=close(1e-9, 1e-12), gradient_of={1: "w", 2: "b"}),
+    Exercise(answer="ex2_code", test="ex2_tests", function="scale", cases=scale_cases),
+], packages=("torch", "numpy"))
+'''
+LOSS_BODY = "def loss(x, w, b):\n    value = ((x @ w + b) ** 2).mean()\n"
+
+
+@pytest.mark.parametrize("kind, body, message", [
+    ("solution", LOSS_BODY + "    return value\n", None),
+    ("detached", LOSS_BODY + "    return value.detach()\n", "carries no gradient"),
+    ("no_grad", "def loss(x, w, b):\n    with torch.no_grad():\n"
+                "        return ((x @ w + b) ** 2).mean()\n", "carries no gradient"),
+    ("a number", LOSS_BODY + "    return value.item()\n", "expected a torch.Tensor"),
+    ("a zero gradient", LOSS_BODY + "    return value.detach() + 0 * w.sum()\n",
+     "its gradient with respect to w differs from the reference: values differ"),
+    ("part detached", "def loss(x, w, b):\n    return ((x @ w + b.detach()) ** 2).mean()\n",
+     "does not depend on b through autograd"),
+], ids=["solution", "detached", "no_grad", "a number", "a zero gradient", "part detached"])
+def test_runner_call_returns_the_gradient_the_check_asks_for(kind, body, message):
+    """runner.call differentiates the returned value with respect to the arguments the
+    exercise names; gradient_problem compares that with the reference (the lab-5 defect: a
+    detached loss had full marks)."""
+    exercise = load_lab_from_text(GRADIENT_CHECKS).exercises[0]
+    namespace = {"torch": torch}
+    exec(body, namespace)  # noqa: S102 - a test's own answer
+    for case in exercise.draw(np.random.default_rng(0)):
+        result = runner.call(namespace["loss"], case.args, case.kwargs, list(exercise.gradient_of))
+        assert not any(a.requires_grad for a in case.args)  # the case's own tensors untouched
+        problem = exercise.compare(result["value"], case)
+        if problem is None:
+            problem = gradient_problem(exercise, case, result["gradient"], exercise.compare)
+        assert problem is None if message is None else message in problem, (kind, problem)
+    assert runner.call(lambda: 1 / 0, (), {})["error"]["type"] == "ZeroDivisionError"
+
+
+def load_lab_from_text(text: str) -> Lab:
+    namespace: dict = {}
+    exec(text, namespace)  # noqa: S102 - a test's own check file
+    return namespace["LAB"]
+
+
+def test_gradient_of_is_checked_against_the_cases():
+    def cases(rng):
+        yield Case((torch.zeros(2), torch.zeros(2, dtype=torch.int64), torch.zeros(3)),
+                   expected=0.0, expected_gradient=(torch.zeros(2),))
+
+    with pytest.raises(TypeError, match="gradient_of"):
+        Exercise(answer="a", test="t", function="f", cases=cases, gradient_of=[0])
+    with pytest.raises(CheckFileError, match="not floating-point tensors"):
+        Exercise(answer="a", test="t", function="f", cases=cases, gradient_of={1: "n"}).draw(None)
+    with pytest.raises(CheckFileError, match="expected_gradient of 2 values"):
+        Exercise(answer="a", test="t", function="f", cases=cases,
+                 gradient_of={0: "x", 2: "z"}).draw(None)
+    assert len(Exercise(answer="a", test="t", function="f", cases=cases,
+                        gradient_of={0: "x"}).draw(None)) == 1
+
+
+def test_grading_a_loss_fails_a_detached_answer(tmp_path):
+    """End to end, in the sandbox: a detached loss has no marks (the real labs' solutions,
+    with full marks, are graded by tests/test_labs.py)."""
+    lab = make_lab(tmp_path / "course" / "solutions" / "labg", checks=GRADIENT_CHECKS,
+                   answers=(LOSS, SCALE), imports="import math\n\nimport numpy as np\nimport torch")
+    detached = grade_submission(lab, submit(lab, tmp_path / "d.ipynb", ex1_code=(
+        LOSS_BODY + "    return value.detach()\n")), limits=FAST)
+    assert scores(detached) == [0.0, 2.0]
+    assert "carries no gradient" in detached.verdicts[0].message, detached.verdicts[0].message
+
+
 # ----------------------------------------------------------------------------- small labs
 
 
@@ -364,12 +464,13 @@ LAB = Lab(exercises=[
 
 
 def make_lab(folder: Path, checks: str = CHECKS, answers: tuple[str, str] = (ADD, SCALE),
-             points: tuple[float, float] = (3, 2)) -> Path:
+             points: tuple[float, float] = (3, 2),
+             imports: str = "import math\n\nimport numpy as np") -> Path:
     """A two-exercise numpy lab: solutions/<name>/<name>.ipynb + hidden_checks.py."""
     folder.mkdir(parents=True, exist_ok=True)
     nb = new_notebook(cells=[
         new_markdown_cell("# A lab", metadata=nbmeta("md", locked=True)),
-        new_code_cell("import math\n\nimport numpy as np", metadata=nbmeta("imports", locked=True)),
+        new_code_cell(imports, metadata=nbmeta("imports", locked=True)),
         new_code_cell(answers[0], metadata=nbmeta("ex1_code", solution=True)),
         new_code_cell("assert add(1, 2) == 3", metadata=nbmeta(
             "ex1_tests", grade=True, locked=True, points=points[0])),

@@ -345,7 +345,9 @@ class Case:
         weight: the case's share of the exercise's points (> 0). Put the weight on fresh
             random cases, so that an answer hard-coding the visible tests earns nothing.
         compare: overrides the exercise's comparison for this case (e.g. looser tolerances
-            for float32 inputs).
+            for float32 inputs); it compares the gradients too.
+        expected_gradient: for an exercise with ``gradient_of``, the reference's gradient of
+            the sum of its output with respect to each of those arguments, in that order.
     """
 
     args: tuple = ()
@@ -354,6 +356,7 @@ class Case:
     label: str = ""
     weight: float = 1.0
     compare: Compare | None = None
+    expected_gradient: tuple | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.args, tuple):
@@ -382,6 +385,12 @@ class Exercise:
         cases: ``cases(rng) -> iterable of Case``; ``rng`` is a ``numpy.random.Generator``
             seeded per submission, so every submission gets fresh inputs.
         compare: the default comparison of the cases (:func:`close` with its defaults).
+        gradient_of: for a function whose output must be differentiable (a loss that trains
+            a network): ``{position: name}`` of floating-point tensor arguments. The grader
+            has them require grad in the sandbox and compares the gradient of the sum of the
+            returned tensor with respect to each with the case's ``expected_gradient``, so
+            an answer that detaches its output (or computes it under ``torch.no_grad()``)
+            fails, with a message naming ``name``.
     """
 
     answer: str
@@ -389,6 +398,7 @@ class Exercise:
     function: str
     cases: Callable[[np.random.Generator], Iterable[Case]]
     compare: Compare = field(default_factory=close)
+    gradient_of: Mapping[int, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("answer", "test"):
@@ -401,12 +411,28 @@ class Exercise:
             raise TypeError("Exercise: cases must be a function cases(rng) -> iterable of Case")
         if not callable(self.compare):
             raise TypeError("Exercise: compare must be callable")
+        if not (isinstance(self.gradient_of, Mapping) and all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 and isinstance(n, str)
+                for i, n in self.gradient_of.items())):
+            raise TypeError("Exercise: gradient_of must map argument positions (int >= 0) to "
+                            "their names")
 
     def draw(self, rng: np.random.Generator) -> list[Case]:
         """The exercise's cases for one submission (at least one)."""
         cases = list(self.cases(rng))
         if not cases or not all(isinstance(case, Case) for case in cases):
             raise CheckFileError(f"cases() of {self.function} must yield at least one Case")
+        for case in cases:
+            if not self.gradient_of:
+                continue
+            if not all(i < len(case.args) and isinstance(case.args[i], torch.Tensor)
+                       and case.args[i].is_floating_point() for i in self.gradient_of):
+                raise CheckFileError(f"{self.function}: gradient_of names arguments that are "
+                                     f"not floating-point tensors in case {case.label!r}")
+            if not (isinstance(case.expected_gradient, (tuple, list))
+                    and len(case.expected_gradient) == len(self.gradient_of)):
+                raise CheckFileError(f"{self.function}: case {case.label!r} needs an "
+                                     f"expected_gradient of {len(self.gradient_of)} values")
         return cases
 
 

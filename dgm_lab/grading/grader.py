@@ -29,6 +29,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -400,12 +401,39 @@ def _write_job(folder: Path, source: LabSource, cells: list[tuple[str, str]],
     uses_torch = "torch" in source.lab.packages
     job = {"preamble": source.preamble,
            "cells": [{"id": grade_id, "source": text} for grade_id, text in cells],
-           "exercises": [{"function": ex.function} for ex in source.lab.exercises],
+           "exercises": [{"function": ex.function, "gradient_of": list(ex.gradient_of)}
+                         for ex in source.lab.exercises],
            "site_dirs": list(site_dirs), "torch": uses_torch, "threads": limits.threads}
     (folder / "job.json").write_text(json.dumps(job), encoding="utf-8")
     for index, exercise_cases in enumerate(cases):
         inputs = [[case.args, dict(case.kwargs)] for case in exercise_cases]
         _runner.write_tree(str(folder / "in" / f"ex{index}"), inputs)
+
+
+def gradient_problem(exercise: Exercise, case: Case, got: object,
+                     compare: Callable[[object, Case], str | None]) -> str | None:
+    """Why the gradient that came back (see :func:`dgm_lab.grading.runner.call`) is not the
+    reference's, or ``None``: an exercise with ``gradient_of`` wants an output that can train.
+
+    Example:
+        >>> gradient_problem(ex, case, "not-differentiable", close())   # doctest: +SKIP
+        'the returned value carries no gradient (detached, ...'
+    """
+    if got == _runner.NOT_DIFFERENTIABLE:
+        return ("the returned value carries no gradient (was it detached, turned into a number, "
+                "or computed under torch.no_grad()?), so training cannot backpropagate through "
+                "it: return the tensor itself")
+    names = list(exercise.gradient_of.values())
+    if not (isinstance(got, (tuple, list)) and len(got) == len(names)):
+        return "the gradient of the returned value came back malformed"
+    for name, value, want in zip(names, got, case.expected_gradient, strict=True):
+        if value is None:
+            return (f"the returned value does not depend on {name} through autograd (was that "
+                    f"part detached?), so training cannot update {name}")
+        problem = compare(value, Case(expected=want, label=case.label))
+        if problem is not None:
+            return f"its gradient with respect to {name} differs from the reference: {problem}"
+    return None
 
 
 def _judge(exercise: Exercise, cases: list[Case], results: object, lab: LabSource,
@@ -432,6 +460,8 @@ def _judge(exercise: Exercise, cases: list[Case], results: object, lab: LabSourc
         compare = case.compare or exercise.compare
         try:
             problem = compare(result.get("value"), case)
+            if problem is None and exercise.gradient_of:
+                problem = gradient_problem(exercise, case, result.get("gradient"), compare)
         except Exception as err:  # noqa: BLE001 - the check met a value of an unexpected form
             problem = f"the returned value could not be compared with the reference ({_clean(err)})"
         out.append(CaseResult(case.label, case.weight, problem is None, problem or ""))

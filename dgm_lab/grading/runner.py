@@ -14,8 +14,9 @@ The protocol, for ``python runner.py JOB OUT PROGRESS_FD [--skip-cells 0,2] [--s
    ``cell I start`` / ``cell I end`` on the progress file descriptor, and the error a cell
    raised (if any) in ``OUT/cells.json``;
 3. for each exercise I: read its inputs ``JOB/in/exI`` (one ``[args, kwargs]`` per case), call
-   the function on each case, write the returned values (or the error) to ``OUT/exI``, framed by
-   ``exercise I start`` / ``exercise I end``; then ``done``.
+   the function on each case (:func:`call`; with the gradients the exercise asks for), write
+   the returned values (or the error) to ``OUT/exI``, framed by ``exercise I start`` /
+   ``exercise I end``; then ``done``.
 
 The grader enforces the time limits from outside, kills the process when an exercise runs too
 long or the process dies, and starts this program again with the finished and failed stages
@@ -355,6 +356,46 @@ class _Shell:
     getoutput = system
 
 
+NOT_DIFFERENTIABLE = "not-differentiable"
+
+
+def call(function: Any, args: Any, kwargs: Any, gradient_of: Any = ()) -> dict:
+    """Call the student's function on one case: ``{"value": ..., "seconds": ...}``, or
+    ``{"error": ...}`` when it raises.
+
+    With ``gradient_of`` (positions of floating-point tensor arguments), those arguments are
+    given ``requires_grad=True`` and the result also holds ``"gradient"``: the gradient of the
+    sum of the returned tensor with respect to each of them (``None`` for one the value does
+    not depend on through autograd), or :data:`NOT_DIFFERENTIABLE` when the returned value
+    carries no gradient at all (detached, computed under ``torch.no_grad()``, a number). This
+    is how a check tells a loss that can train a network from one that only has its value.
+    """
+    start = time.perf_counter()
+    try:
+        inputs = []
+        if gradient_of:
+            args = list(args)
+            for index in gradient_of:
+                args[index] = args[index].detach().requires_grad_(True)
+                inputs.append(args[index])
+        value = function(*args, **kwargs)
+        result = {"value": value, "seconds": time.perf_counter() - start}
+        if gradient_of:
+            result["gradient"] = _gradient(value, inputs)
+        return result
+    except BaseException as err:  # noqa: BLE001 - whatever the student's code raises
+        return {"error": describe_error(err)}
+
+
+def _gradient(value: object, inputs: list) -> object:
+    """The gradient of ``value.sum()`` with respect to ``inputs`` (see :func:`call`)."""
+    torch = _torch()
+    if not (isinstance(value, torch.Tensor) and value.requires_grad
+            and value.is_floating_point()):
+        return NOT_DIFFERENTIABLE
+    return list(torch.autograd.grad(value.sum(), inputs, allow_unused=True))
+
+
 def _parse_indices(text: str) -> set[int]:
     return {int(part) for part in text.split(",") if part.strip()}
 
@@ -416,12 +457,7 @@ def main(argv: list[str]) -> int:
             if not callable(function):
                 results.append({"error": {"type": "undefined", "message": exercise["function"]}})
                 continue
-            start = time.perf_counter()
-            try:
-                value = function(*args, **kwargs)
-                results.append({"value": value, "seconds": time.perf_counter() - start})
-            except BaseException as err:  # noqa: BLE001 - whatever the student's code raises
-                results.append({"error": describe_error(err)})
+            results.append(call(function, args, kwargs, exercise.get("gradient_of", [])))
         try:
             write_tree(os.path.join(out_dir, f"ex{index}"), results)
         except Exception as err:  # noqa: BLE001 - e.g. the output is larger than the file limit
