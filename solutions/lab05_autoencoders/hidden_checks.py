@@ -6,9 +6,11 @@ kernel (gaps between the copies of the kernel) and padding for the transposed co
 both kinds of noise, with pixels at 0 and 1 so that clipping matters, for the corruption; a
 noise level large enough that the clean and the noisy target differ for the denoising loss;
 queries that are reference points and k from 1 to m for the anomaly score; many tied scores
-and unbalanced classes for the AUC (returned as a 0-dim float64 tensor, as the lab asks). Three
-float64 cases and one float32 case with looser tolerances per tensor exercise. Expected values
-come from dgm_lab's references, in the grader's process.
+and unbalanced classes for the AUC (a number: a Python float or a 0-dim tensor). Three float64
+cases and one float32 case with looser tolerances per exercise. The denoising loss is checked
+for its value and for its gradient with respect to the four weights (taken in the sandbox), so
+a loss that cannot train the network (detached, computed under no_grad) earns nothing.
+Expected values come from dgm_lab's references, in the grader's process.
 """
 
 import numpy as np
@@ -97,11 +99,17 @@ def loss_cases(rng: np.random.Generator):
         level = float(rng.uniform(0.2, 1.0))
         weights = [torch.as_tensor(rng.normal(size=shape) * rng.uniform(0.3, 2.0))
                    for shape in ((q, d), (q,), (d, q), (d,))]
-        with torch.no_grad():
-            expected = denoising_loss(_autoencoder(weights), x, level, noise=noise)
+        model = _autoencoder(weights)
+        expected = denoising_loss(model, x, level, noise=noise)
+        # the loss must train the network: its gradient with respect to every weight, by
+        # autograd through the reference (the answer's is taken in the sandbox)
+        w1, b1 = model[0].weight, model[0].bias
+        w2, b2 = model[2].weight, model[2].bias
+        gradient = torch.autograd.grad(expected, (w1, b1, w2, b2))
         name = "float64" if dtype == torch.float64 else F32
         yield Case((x.to(dtype), noise.to(dtype), level, *(w.to(dtype) for w in weights)),
-                   expected=expected, label=f"{name}, D={d}, Q={q}",
+                   expected=expected.detach(), expected_gradient=gradient,
+                   label=f"{name}, D={d}, Q={q}",
                    compare=None if dtype == torch.float64 else LOOSE)
 
 
@@ -140,9 +148,10 @@ def auc_cases(rng: np.random.Generator):
         s = torch.as_tensor(scores.astype(np.float64))
         y = torch.as_tensor(labels)
         dtype = torch.float32 if kind.startswith("float32") else torch.float64
-        # a 0-dim float64 tensor, as the lab asks
-        expected = torch.tensor(roc_auc(s, y), dtype=torch.float64)
-        yield Case((s.to(dtype), y), expected=expected, label=f"{kind}, n={n}")
+        # a number: the answer may return a Python float or a 0-dim tensor, as the lab says;
+        # the float32 case allows float32 arithmetic (a ratio of counts rounded to float32)
+        yield Case((s.to(dtype), y), expected=roc_auc(s, y), label=f"{kind}, n={n}",
+                   compare=None if dtype == torch.float64 else close(1e-6, 1e-7))
 
 
 LAB = Lab(exercises=[
@@ -151,7 +160,9 @@ LAB = Lab(exercises=[
     Exercise(answer="ex2_code", test="ex2_tests", function="corrupt", cases=corrupt_cases,
              compare=close(1e-9, 1e-12)),
     Exercise(answer="ex3_code", test="ex3_tests", function="denoising_loss", cases=loss_cases,
-             compare=close(1e-7, 1e-9)),
+             compare=close(1e-7, 1e-9),
+             gradient_of={3: "encoder_weight", 4: "encoder_bias", 5: "decoder_weight",
+                          6: "decoder_bias"}),
     Exercise(answer="ex4_code", test="ex4_tests", function="knn_distance_score",
              cases=knn_cases),
     Exercise(answer="ex5_code", test="ex5_tests", function="roc_auc", cases=auc_cases,
