@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -59,7 +60,7 @@ from dgm_lab.grading import (
 )
 from dgm_lab.grading import runner as safe_format
 from dgm_lab.grading import sandbox as sandbox_module
-from dgm_lab.grading.grader import _draw_cases
+from dgm_lab.grading.grader import _draw_cases, gradient_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("release_labs", ROOT / "scripts" / "release_labs.py")
@@ -270,31 +271,69 @@ def _through_the_format(value: object, folder: Path) -> object:
 
 
 def _perturbed(value: object) -> object:
+    """Every floating-point number of ``value`` 1 % off (tensors, arrays, Python and numpy
+    floats, inside tuples, lists and dicts); integers, booleans and strings as they are."""
     if isinstance(value, torch.Tensor) and value.is_floating_point():
         return value + 1e-2 * (1 + value.abs())
+    if isinstance(value, np.ndarray | np.floating) and value.dtype.kind == "f":
+        return value + value.dtype.type(1e-2) * (1 + abs(value))
+    if isinstance(value, float):
+        return value + 1e-2 * (1 + abs(value))
     if isinstance(value, tuple | list):
         return type(value)(_perturbed(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _perturbed(v) for k, v in value.items()}
     return value
+
+
+def test_perturbed_changes_every_kind_of_floating_point_value():
+    value = (torch.zeros(2, dtype=torch.float64), np.zeros(2), np.float64(0.0), np.float32(0.0),
+             0.0, {"a": [1.0]}, 3, True, "s", torch.zeros(2, dtype=torch.int64))
+    got = _perturbed(value)
+    assert type(got) is tuple and [type(v) for v in got[:5]] == [type(v) for v in value[:5]]
+    assert float(got[0][0]) == float(got[1][0]) == float(got[4]) == 0.01
+    assert float(got[2]) == 0.01 and abs(float(got[3]) - 0.01) < 1e-8
+    assert got[5] == {"a": [1.02]} and got[6:9] == (3, True, "s")
+    assert got[9].dtype == torch.int64 and not got[9].any()
+
+
+def _problem(ex: Any, case: Any, result: dict) -> str | None:
+    """What the grader says of one returned result: its value, and its gradient where the
+    exercise asks for one (grader._judge's per-case steps)."""
+    compare = case.compare or ex.compare
+    problem = compare(result["value"], case)
+    if problem is None and ex.gradient_of:
+        problem = gradient_problem(ex, case, result["gradient"], compare)
+    return problem
 
 
 @pytest.mark.parametrize("lab", lab_params())
 def test_hidden_checks_pass_the_solution_on_many_seeds_and_fail_a_perturbed_one(lab, tmp_path):
     """The tolerances are not flaky (the solution passes every case of 25 seeds, after the
-    same trip through the safe format as in grading) and not vacuous (1 % off fails)."""
+    same trip through the safe format as in grading, gradients included) and not vacuous
+    (1 % off fails: the value, and the gradient where one is checked)."""
     source, namespace = _solution_namespace(lab)
     torch.set_num_threads(1)
     for seed in range(25):
         for index, ex in enumerate(source.lab.exercises):
             for case in _draw_cases(ex, seed, index):
-                compare = case.compare or ex.compare
-                got = _through_the_format(namespace[ex.function](*case.args, **case.kwargs),
-                                          tmp_path)
-                assert compare(got, case) is None, (
+                result = safe_format.call(namespace[ex.function], case.args, case.kwargs,
+                                          list(ex.gradient_of))
+                assert "error" not in result, (lab, ex.function, case.label, result)
+                result = _through_the_format(result, tmp_path)
+                problem = _problem(ex, case, result)
+                assert problem is None, (
                     f"{lab} seed {seed}: the solution of {ex.function} fails case {case.label}: "
-                    f"{compare(got, case)}")
+                    f"{problem}")
                 if seed == 0:
-                    assert compare(_perturbed(got), case) is not None, (
+                    wrong = {**result, "value": _perturbed(result["value"])}
+                    assert _problem(ex, case, wrong) is not None, (
                         f"{lab}: {ex.function} passes a 1 % perturbed answer ({case.label})")
+                    if ex.gradient_of:
+                        wrong = {**result, "gradient": _perturbed(result["gradient"])}
+                        assert _problem(ex, case, wrong) is not None, (
+                            f"{lab}: {ex.function} passes a 1 % perturbed gradient "
+                            f"({case.label})")
 
 
 @pytest.mark.parametrize("lab", lab_params())
