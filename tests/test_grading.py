@@ -236,6 +236,29 @@ def test_close_reports_type_shape_dtype_and_non_finite_values():
     assert "the reference is -inf" in check(torch.tensor([0.0, -1e30]), case(ref))
 
 
+def test_close_names_a_narrower_float_dtype_when_the_values_differ():
+    """A float32 answer for float64 inputs that misses the tolerance is told why: its dtype."""
+    x = torch.linspace(0, 1, 7, dtype=torch.float64)
+    exp = x / 3
+    tight = close(rtol=1e-12, atol=0.0)
+    message = tight((x.float() / 3), case(exp, args=(x,)))
+    assert message.startswith("wrong dtype: expected float64, got float32; values differ"), message
+    assert tight(x / 3, case(exp, args=(x,))) is None
+    assert close()((x.float() / 3), case(exp, args=(x,))) is None  # within tolerance: fine
+    # float32 inputs: float32 is the right dtype, the difference is about the values only
+    assert tight(x.float() / 3, case(exp, args=(x.float(),))).startswith("values differ")
+    # no floating input (a size, a count): the reference's dtype is what was wanted
+    assert "expected float64, got float32" in tight(x.float() / 3, case(exp, args=(7,)))
+    # a number: a float32 0-dim tensor or numpy scalar for a Python float, inside a tuple too
+    third = 1 / 3
+    assert tight(torch.tensor(third), case(third, args=(x,))).startswith(
+        "wrong dtype: expected float64, got float32; value differs")
+    assert "got float32" in tight((np.float32(third),), case((third,), args=([x],)))
+    assert tight(torch.tensor(0.5), case(1.0, args=(x,))) == (  # both problems are named
+        "wrong dtype: expected float64, got float32; value differs from the reference: "
+        "largest error 0.5")
+
+
 def test_close_reports_how_many_values_differ_and_the_largest_error():
     exp = torch.zeros(4, 5, dtype=torch.float64)
     got = exp.clone()

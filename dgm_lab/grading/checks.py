@@ -154,9 +154,36 @@ def compare_values(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
             f"entries ({int(bad.sum())} of {exp.size}); {where}")
 
 
+def _float_bits(value: object) -> int:
+    """Bits of a floating-point tensor / array / number (64 for a Python float), else 0."""
+    if isinstance(value, torch.Tensor):
+        return value.dtype.itemsize * 8 if value.is_floating_point() else 0
+    if isinstance(value, (np.ndarray, np.floating)):
+        return value.dtype.itemsize * 8 if value.dtype.kind == "f" else 0
+    return 64 if isinstance(value, float) else 0
+
+
+def _input_bits(case: Case) -> int:
+    """The widest floating-point dtype among a case's inputs (0 when none is floating)."""
+    values = [*case.args, *case.kwargs.values()]
+    values += [v for item in values if isinstance(item, (tuple, list)) for v in item]
+    return max((_float_bits(v) for v in values), default=0)
+
+
+def _narrower(got: object, expected: object, input_bits: int) -> str | None:
+    """``"expected float64, got float32"`` when ``got`` has a narrower floating dtype than the
+    reference and the inputs were that wide (or not floating): lost precision, not a bug in
+    the formula, is then the likely cause of a difference."""
+    got_bits, expected_bits = _float_bits(got), _float_bits(expected)
+    if not (0 < got_bits < expected_bits and (input_bits == 0 or input_bits >= expected_bits)):
+        return None
+    return f"expected float{expected_bits}, got float{got_bits}"
+
+
 def _mismatch(got: object, expected: object, rtol: float, atol: float,
-              names: Sequence[str] = ()) -> str | None:
-    """Why ``got`` does not match ``expected`` (type, length, shape, dtype kind, values)."""
+              names: Sequence[str] = (), input_bits: int = 0) -> str | None:
+    """Why ``got`` does not match ``expected`` (type, length, shape, dtype kind, values);
+    ``input_bits`` is the widest floating-point dtype of the inputs (see :func:`_narrower`)."""
     if isinstance(expected, (tuple, list)):
         label = f" ({', '.join(names)})" if names else ""
         if not isinstance(got, (tuple, list)):
@@ -164,7 +191,7 @@ def _mismatch(got: object, expected: object, rtol: float, atol: float,
         if len(got) != len(expected):
             return f"returned {len(got)} values; expected {len(expected)}{label}"
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            problem = _mismatch(g, e, rtol, atol)
+            problem = _mismatch(g, e, rtol, atol, input_bits=input_bits)
             if problem is not None:
                 name = names[i] if i < len(names) else f"value {i + 1}"
                 return f"{name}: {problem}"
@@ -175,7 +202,7 @@ def _mismatch(got: object, expected: object, rtol: float, atol: float,
         if set(got) != set(expected):
             return f"returned a dict with keys {sorted(got)}; expected keys {sorted(expected)}"
         for key in expected:
-            problem = _mismatch(got[key], expected[key], rtol, atol)
+            problem = _mismatch(got[key], expected[key], rtol, atol, input_bits=input_bits)
             if problem is not None:
                 return f"{key!r}: {problem}"
         return None
@@ -209,12 +236,16 @@ def _mismatch(got: object, expected: object, rtol: float, atol: float,
         return f"wrong dtype: expected {groups[1]} values, got {dtype}"
     if got_a.dtype.kind not in "biufc":
         return f"returned values of dtype {got_a.dtype}; expected numbers"
-    return compare_values(got_a, exp_a, rtol, atol)
+    problem = compare_values(got_a, exp_a, rtol, atol)
+    narrower = None if problem is None else _narrower(got, expected, input_bits)
+    return problem if narrower is None else f"wrong dtype: {narrower}; {problem}"
 
 
 def close(rtol: float = 1e-5, atol: float = 1e-8, *, names: Sequence[str] = ()) -> Compare:
     """A comparison: same structure, type, shape and dtype kind as the expected value, and
-    every number within ``atol + rtol * |expected|`` of it.
+    every number within ``atol + rtol * |expected|`` of it. A narrower floating dtype passes
+    when the values are close enough; when they are not and the inputs were as wide as the
+    reference (a float32 result for float64 inputs), the message names the dtypes first.
 
     Arguments:
         rtol, atol: relative and absolute tolerance (>= 0).
@@ -234,7 +265,7 @@ def close(rtol: float = 1e-5, atol: float = 1e-8, *, names: Sequence[str] = ()) 
     names = tuple(names)
 
     def compare(got: object, case: Case) -> str | None:
-        return _mismatch(got, case.expected, float(rtol), float(atol), names)
+        return _mismatch(got, case.expected, float(rtol), float(atol), names, _input_bits(case))
 
     compare.__qualname__ = f"close(rtol={rtol}, atol={atol})"
     return compare
