@@ -277,7 +277,9 @@ def ppca_fit(x: torch.Tensor, n_components: int
 def _check_parameters(mean: object, weight: object, noise_variance: object, *,
                       dtype: torch.dtype | None = None, device: torch.device | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(mean [D], weight [D, Q], noise_variance 0-dim)`` checked, in ``weight``'s dtype."""
+    r"""``(mean [D], weight [D, Q], noise_variance 0-dim)`` checked, in ``weight``'s dtype; a
+    tensor ``noise_variance`` stays in the autograd graph (a log-likelihood may be maximised
+    over :math:`\sigma^2` by gradient descent)."""
     weight = as_float_tensor(weight, "weight", ndim=2, dtype=dtype, device=device)
     d = weight.shape[0]
     mean = as_float_tensor(mean, "mean", ndim=1, dtype=weight.dtype, device=weight.device)
@@ -290,7 +292,8 @@ def _check_parameters(mean: object, weight: object, noise_variance: object, *,
         if noise_variance.numel() != 1:
             raise ValueError(f"noise_variance must be a number, got shape "
                              f"{tuple(noise_variance.shape)}")
-        noise_variance = noise_variance.item()
+        check_positive(noise_variance.item(), "noise_variance")  # the value only: a check
+        return mean, weight, noise_variance.reshape(()).to(dtype=weight.dtype, device=weight.device)
     sigma2 = check_positive(noise_variance, "noise_variance")
     return mean, weight, torch.tensor(sigma2, dtype=weight.dtype, device=weight.device)
 
@@ -410,7 +413,7 @@ class ProbabilisticPCA(DensityModel):
                                  f"{weight_t.shape[1]} columns")
             n_components = weight_t.shape[1]
             self.shift_, self.centred_mean_ = mean_t, torch.zeros_like(mean_t)
-            self.weight_, self.noise_variance_ = weight_t, sigma2
+            self.weight_, self.noise_variance_ = weight_t, sigma2.detach().clone()
         if n_components is None:
             raise ValueError("give n_components (the dimension Q of the code), or the parameters")
         self.n_components = check_int(n_components, "n_components")

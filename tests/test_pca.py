@@ -237,6 +237,33 @@ def test_ppca_log_prob_of_any_weight_matches_scipy(d, q):
     np.testing.assert_allclose(got32.double().numpy(), expected, rtol=1e-4, atol=1e-3)
 
 
+def test_ppca_log_prob_is_differentiable_in_every_parameter():
+    """Gradients with respect to sigma^2 (a tensor), mean and weight: those of the dense
+    Gaussian's log-density by torch.distributions, and a finite difference in sigma^2."""
+    r = np.random.default_rng(7)
+    x, mean, weight = t(r.normal(size=(30, 5)) * 2), t(r.normal(size=5)), t(r.normal(size=(5, 2)))
+    sigma2 = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    mean.requires_grad_(True)
+    weight.requires_grad_(True)
+    ours = torch.autograd.grad(ppca_log_prob(x, mean, weight, sigma2).sum(), (sigma2, mean, weight))
+    cov = weight @ weight.T + sigma2 * torch.eye(5, dtype=torch.float64)
+    dense = torch.distributions.MultivariateNormal(mean, cov).log_prob(x).sum()
+    for got, want in zip(ours, torch.autograd.grad(dense, (sigma2, mean, weight)), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+    assert ours[0].abs() > 1.0  # a real dependence, not a zero gradient
+
+    def total(s2: float) -> float:
+        return ppca_log_prob(x.detach(), mean.detach(), weight.detach(), s2).sum().item()
+
+    h = 1e-6
+    assert ours[0].item() == pytest.approx((total(0.4 + h) - total(0.4 - h)) / (2 * h), rel=1e-6)
+    assert torch.autograd.gradcheck(
+        lambda s2: ppca_log_prob(x.detach(), mean.detach(), weight.detach(), s2), (sigma2,))
+    # a model built from a tensor that requires grad holds a plain buffer (state_dict, copy)
+    model = ProbabilisticPCA(mean=mean, weight=weight.detach(), noise_variance=sigma2)
+    assert not model.noise_variance_.requires_grad
+
+
 def test_ppca_log_prob_bad_input():
     x, mean, w = torch.zeros(4, 3), torch.zeros(3), torch.ones(3, 1)
     with pytest.raises(ValueError, match=r"mean must have shape \[3\]"):
@@ -247,6 +274,8 @@ def test_ppca_log_prob_bad_input():
         ppca_log_prob(torch.zeros(4, 2), torch.zeros(2), torch.ones(2, 3), 1.0)
     with pytest.raises(ValueError, match="noise_variance must be a finite number > 0"):
         ppca_log_prob(x, mean, w, 0.0)
+    with pytest.raises(ValueError, match="noise_variance must be a finite number > 0"):
+        ppca_log_prob(x, mean, w, torch.tensor(-1.0, requires_grad=True))
     with pytest.raises(ValueError, match="noise_variance must be a number, got shape"):
         ppca_log_prob(x, mean, w, torch.ones(2))
     with pytest.raises(ValueError, match=r"weight must have shape \[n, d\]"):
