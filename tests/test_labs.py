@@ -334,6 +334,9 @@ def test_hidden_checks_pass_the_solution_on_many_seeds_and_fail_a_perturbed_one(
                         assert _problem(ex, case, wrong) is not None, (
                             f"{lab}: {ex.function} passes a 1 % perturbed gradient "
                             f"({case.label})")
+                        detached = {**result, "gradient": safe_format.NOT_DIFFERENTIABLE}
+                        assert _problem(ex, case, detached) is not None, (
+                            f"{lab}: {ex.function} passes a detached answer ({case.label})")
 
 
 @pytest.mark.parametrize("lab", lab_params())
