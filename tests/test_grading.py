@@ -247,6 +247,7 @@ def test_close_names_a_narrower_float_dtype_when_the_values_differ():
     assert close()((x.float() / 3), case(exp, args=(x,))) is None  # within tolerance: fine
     # float32 inputs: float32 is the right dtype, the difference is about the values only
     assert tight(x.float() / 3, case(exp, args=(x.float(),))).startswith("values differ")
+    assert tight(x.float() / 3, case(exp, args=([x.float()],))).startswith("values differ")
     # no floating input (a size, a count): the reference's dtype is what was wanted
     assert "expected float64, got float32" in tight(x.float() / 3, case(exp, args=(7,)))
     # a number: a float32 0-dim tensor or numpy scalar for a Python float, inside a tuple too
