@@ -20,9 +20,9 @@ fixed train / val / test split). Every figure is in nats per image on the test s
   et al. (2006) with the top RBM's ``log Z`` by AIS (``nll_bound`` = minus the bound).
 * ``dbm``: the committed DBM ``ch04_dbm_digits``: minus its mean-field variational bound,
   ``log Z`` by AIS on the equivalent RBM (even layers visible, odd layers hidden).
-* ``rbm-dgm_lab`` / ``rbm-sklearn``: seconds per training epoch of an RBM with 64 hidden
-  units, batch size 20 and one persistent Gibbs step, measured in the same run, float64,
-  one thread; ``config`` gives the ratio.
+* ``rbm-dgm_lab`` / ``rbm-sklearn``: CPU seconds per training epoch of an RBM with 64
+  hidden units, batch size 20 and one persistent Gibbs step, measured in the same run,
+  float64, one thread, best of three; ``config`` gives the ratio (target: at most 1).
 
 ``tests/test_energy_results.py`` re-runs the cheap rows (the mixture) and checks the committed
 ones against the quality bars of the chapter.
@@ -49,7 +49,7 @@ HIDDEN = 64
 MIXTURE_COMPONENTS = (5, 10, 20, 40)
 AIS_RUNS, AIS_CHAINS, AIS_BETAS = 5, 100, 3000
 RAISE_CHAINS, RAISE_BETAS = 10, 1000
-TIMING_EPOCHS = 5
+TIMING_EPOCHS, TIMING_REPEATS = 5, 3
 
 
 def digits() -> dict[str, torch.Tensor]:
@@ -136,26 +136,47 @@ def dbm_rows(data: dict[str, torch.Tensor]) -> list[results.Result]:
 
 
 def timing_rows(data: dict[str, torch.Tensor]) -> list[results.Result]:
-    """Seconds per epoch of dgm_lab's RBM and scikit-learn's BernoulliRBM, same settings."""
+    """Seconds per epoch of dgm_lab's RBM and scikit-learn's BernoulliRBM, same settings.
+
+    Both train single-threaded, so their CPU time (``time.process_time``) is the fair
+    measure on a shared machine, where the wall time also counts other processes. Each side
+    is timed ``TIMING_REPEATS`` times, interleaved, and the fastest run counts (the usual
+    rule for timings: the others were slowed down by something else). Wall times of the same
+    runs are in ``config``.
+    """
     from sklearn.neural_network import BernoulliRBM
 
     x = data["train"]
     RBM(HIDDEN).fit(x, epochs=1, lr=0.05, momentum=0.0)  # warm-up: first calls cost extra
-    start = time.perf_counter()
-    RBM(HIDDEN).fit(x, epochs=TIMING_EPOCHS, lr=0.05, momentum=0.0, k=1, persistent=True)
-    ours = (time.perf_counter() - start) / TIMING_EPOCHS
-    sk = BernoulliRBM(n_components=HIDDEN, learning_rate=0.05, batch_size=20,
-                      n_iter=TIMING_EPOCHS, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start = time.perf_counter()
-        sk.fit(x.numpy())
-    theirs = (time.perf_counter() - start) / TIMING_EPOCHS
-    config = (f"{HIDDEN} hidden, batch 20, PCD-1, float64, 1 thread, {len(x)} images; "
-              f"ratio dgm_lab / sklearn = {ours / theirs:.2f}")
+
+    def ours() -> None:
+        RBM(HIDDEN).fit(x, epochs=TIMING_EPOCHS, lr=0.05, momentum=0.0, k=1, persistent=True)
+
+    def theirs() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            BernoulliRBM(n_components=HIDDEN, learning_rate=0.05, batch_size=20,
+                         n_iter=TIMING_EPOCHS, random_state=0).fit(x.numpy())
+
+    cpu: dict[str, list[float]] = {"rbm-dgm_lab": [], "rbm-sklearn": []}
+    wall: dict[str, list[float]] = {"rbm-dgm_lab": [], "rbm-sklearn": []}
+    for _ in range(TIMING_REPEATS):
+        for name, run in (("rbm-dgm_lab", ours), ("rbm-sklearn", theirs)):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            run()
+            cpu[name].append((time.process_time() - start_cpu) / TIMING_EPOCHS)
+            wall[name].append((time.perf_counter() - start) / TIMING_EPOCHS)
+    best = {name: min(times) for name, times in cpu.items()}
+    ratio = best["rbm-dgm_lab"] / best["rbm-sklearn"]
+    wall_ratio = min(wall["rbm-dgm_lab"]) / min(wall["rbm-sklearn"])
+    print(f"RBM epoch, CPU seconds: dgm_lab {best['rbm-dgm_lab']:.4f}, scikit-learn "
+          f"{best['rbm-sklearn']:.4f}: ratio {ratio:.2f} (wall-time ratio {wall_ratio:.2f})")
+    config = (f"{HIDDEN} hidden, batch 20, PCD-1, float64, 1 thread, {len(x)} images; CPU "
+              f"seconds, best of {TIMING_REPEATS}; ratio dgm_lab / sklearn = {ratio:.2f} "
+              f"(wall {wall_ratio:.2f})")
     return [results.Result(name, DATA, "train", "seconds_per_epoch", value, config=config,
-                           seconds=value * TIMING_EPOCHS, seed=0)
-            for name, value in (("rbm-dgm_lab", ours), ("rbm-sklearn", theirs))]
+                           seconds=min(wall[name]) * TIMING_EPOCHS, seed=0)
+            for name, value in best.items()]
 
 
 PARTS = {"mixture": mixture_rows, "rbm": rbm_rows, "dbn": dbn_rows, "dbm": dbm_rows,
