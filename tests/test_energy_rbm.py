@@ -82,6 +82,15 @@ def test_free_energy_log_partition_and_log_prob_against_brute_force(v, h):
     np.testing.assert_allclose(-e.numpy(), table[:4, :4].diagonal().numpy(), atol=1e-12)
 
 
+def test_free_energy_is_exact_in_the_softplus_tail():
+    """log(1 + e^a) for a = 30, 35: the last bits too (torch's default softplus returns a
+    itself above 20, 1e-13 off)."""
+    rbm = RBM.from_parameters(torch.zeros(1, 2, dtype=F64), torch.zeros(1, dtype=F64),
+                              torch.tensor([30.0, 35.0], dtype=F64))
+    expected = -(30 + math.log1p(math.exp(-30)) + 35 + math.log1p(math.exp(-35)))
+    assert abs(rbm.free_energy(torch.zeros(1, 1, dtype=F64)).item() - expected) < 1e-14
+
+
 def test_conditionals_factorise_and_match_the_joint():
     rbm = random_rbm(4, 3, seed=1)
     table = brute_force_log_joint(rbm.weight.detach(), rbm.visible_bias.detach(),
