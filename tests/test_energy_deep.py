@@ -150,6 +150,19 @@ def test_a_tied_second_layer_keeps_p_v_and_greedy_training_starts_from_it():
     assert narrow.rbms[1].weight.abs().max() < 0.1
 
 
+def test_upper_options_reach_the_upper_rbms_only():
+    x = enumerate_states(4, dtype=F64)[torch.randint(16, (40,), generator=gen(1))]
+    # the upper RBM gets a step too small to move: it stays at its tied start
+    dbn = DBN([4, 4], seed=0).fit(x, epochs=2, lr=0.5, upper={"lr": 1e-12})
+    w0, w1 = (r.weight.detach() for r in dbn.rbms)
+    np.testing.assert_allclose(w1.numpy(), w0.T.numpy(), atol=1e-9)
+    assert w0.abs().max() > 0.05  # while the first RBM trained (it starts at std 0.01)
+    same = DBN([4, 4], seed=0).fit(x, epochs=2, lr=0.5)
+    assert (same.rbms[1].weight.detach() - w0.T).abs().max() > 1e-3
+    with pytest.raises(TypeError, match="upper must be a dict"):
+        DBN([4, 4]).fit(x, upper=0.01)
+
+
 def test_warm_start_continues_from_the_parameters():
     rbm = random_rbm(4, 3, seed=2)
     before = rbm.weight.detach().clone()

@@ -82,6 +82,15 @@ def test_free_energy_log_partition_and_log_prob_against_brute_force(v, h):
     np.testing.assert_allclose(-e.numpy(), table[:4, :4].diagonal().numpy(), atol=1e-12)
 
 
+def test_free_energy_is_exact_in_the_softplus_tail():
+    """log(1 + e^a) for a = 30, 35: the last bits too (torch's default softplus returns a
+    itself above 20, 1e-13 off)."""
+    rbm = RBM.from_parameters(torch.zeros(1, 2, dtype=F64), torch.zeros(1, dtype=F64),
+                              torch.tensor([30.0, 35.0], dtype=F64))
+    expected = -(30 + math.log1p(math.exp(-30)) + 35 + math.log1p(math.exp(-35)))
+    assert abs(rbm.free_energy(torch.zeros(1, 1, dtype=F64)).item() - expected) < 1e-14
+
+
 def test_conditionals_factorise_and_match_the_joint():
     rbm = random_rbm(4, 3, seed=1)
     table = brute_force_log_joint(rbm.weight.detach(), rbm.visible_bias.detach(),
@@ -263,6 +272,37 @@ def test_fit_learns_held_out_structure():
     # CD-1 without persistent chains learns too
     cd = RBM(5, seed=0).fit(train_x, epochs=30, lr=0.1, persistent=False, anneal_lr=False)
     assert cd.log_prob(test_x).mean().item() > independent + 3.0
+
+
+@pytest.mark.parametrize("persistent, k, n_chains, weight_decay, momentum, anneal, flip", [
+    (True, 1, None, 0.0, 0.5, True, False), (False, 2, None, 0.01, 0.0, False, False),
+    (True, 3, 7, 0.0, 0.9, True, True)])
+def test_fit_takes_the_steps_of_train_fit_with_contrastive_divergence(
+        persistent, k, n_chains, weight_decay, momentum, anneal, flip):
+    """The lean loop of RBM.fit against the plain route: train.fit with the autograd loss
+    ContrastiveDivergence, torch's SGD and a LambdaLR decay, the same seeds: the same draws,
+    so the same parameters to rounding, and the same loss on each epoch's last batch."""
+    x = (torch.rand(73, 9, generator=torch.Generator().manual_seed(4)) < 0.4).double()
+    transform = (lambda batch: 1 - batch) if flip else None  # noqa: E731
+    options = {"k": k, "persistent": persistent, "n_chains": n_chains,
+               "weight_decay": weight_decay, "momentum": momentum, "anneal_lr": anneal,
+               "lr": 0.2, "batch_size": 10, "transform": transform}
+    lean = RBM(6, seed=3, init_std=1.0).fit(x, epochs=3, **options)  # far from p = 1/2
+    plain = RBM(6, seed=3, init_std=1.0).initialize(1 - x if flip else x)
+    cd = ContrastiveDivergence(k, persistent=persistent, n_chains=n_chains,
+                               weight_decay=weight_decay,
+                               generator=torch.Generator().manual_seed(3))
+    optimizer = torch.optim.SGD(plain.parameters(), lr=0.2, momentum=momentum)
+    scheduler = (torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1 - e / 3)
+                 if anneal else None)
+    history = train.fit(plain, lambda m, b: cd(m, 1 - b if flip else b),
+                        common.shuffled_batches(x, 10, 3), epochs=3, optimizer=optimizer,
+                        scheduler=scheduler, seed=3, progress=False)
+    for name in ("weight", "visible_bias", "hidden_bias"):
+        torch.testing.assert_close(getattr(lean, name), getattr(plain, name), rtol=0,
+                                   atol=1e-12)
+    last_steps = history.step["loss"][7::8]  # 73 rows in batches of 10: 8 steps an epoch
+    np.testing.assert_allclose(lean.history_.epoch["loss"], last_steps, rtol=1e-12)
 
 
 def test_training_repeats_exactly_with_the_same_seed():

@@ -54,3 +54,11 @@ def test_the_rbm_beats_the_mixture_by_more_than_the_ais_spread():
     # a DBM and a DBN are scored by bounds, which must also land below the mixture
     assert committed("dbm", "nll_bound") < mixture
     assert committed("dbn-2-layers", "nll_bound") < mixture
+
+
+def test_the_second_dbn_layer_raises_the_bound():
+    """Training the top RBM from its tied start raises the bound past the start and past
+    the one-layer NLL (each with 5 AIS runs; the margins are in the results' config)."""
+    two = committed("dbn-2-layers", "nll_bound")
+    assert two < committed("dbn-2-layers-tied", "nll_bound") - 0.02
+    assert two < committed("dbn-1-layer", "nll_bound")

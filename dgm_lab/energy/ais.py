@@ -43,10 +43,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from dgm_lab._validation import as_float_tensor, check_binary, check_int, check_same_width
-from dgm_lab.energy._common import bernoulli
+from dgm_lab.energy._common import bernoulli, softplus
 from dgm_lab.energy.rbm import RBM
 
 __all__ = ["AISResult", "ais_log_partition", "annealing_schedule", "base_rate_bias",
@@ -170,12 +169,12 @@ class _Annealing:
             rbm.hidden_bias.detach()
         self.base = base_bias
         # log Z_0: independent pixels, and every hidden unit free (softplus(0) = log 2)
-        self.log_z_base = (F.softplus(base_bias).sum() + len(self.c) * math.log(2)).item()
+        self.log_z_base = (softplus(base_bias).sum() + len(self.c) * math.log(2)).item()
 
     def log_f(self, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """:math:`\\log f_\\beta(v)` ``[n]``."""
         visible = v @ ((1 - beta) * self.base + beta * self.b)
-        return visible + F.softplus(beta * (v @ self.w + self.c)).sum(1)
+        return visible + softplus(beta * (v @ self.w + self.c)).sum(1)
 
     def step(self, v: torch.Tensor, beta: torch.Tensor,
              generator: torch.Generator | None) -> torch.Tensor:

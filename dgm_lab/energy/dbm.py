@@ -48,7 +48,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dgm_lab import train
@@ -67,6 +66,7 @@ from dgm_lab.energy._common import (
     check_enumerable,
     logsumexp_over_states,
     shuffled_batches,
+    softplus,
 )
 from dgm_lab.energy.rbm import RBM
 from dgm_lab.model import DensityModel, randn
@@ -342,7 +342,7 @@ class DBM(LazyParameters, DensityModel):
             b_v, b_rest = rbm.visible_bias[:v.shape[1]], rbm.visible_bias[v.shape[1]:]
 
             def score(odd: torch.Tensor) -> torch.Tensor:  # odd units -> [m, n]
-                own = odd @ rbm.hidden_bias + F.softplus(odd @ w_rest.T + b_rest).sum(1)
+                own = odd @ rbm.hidden_bias + softplus(odd @ w_rest.T + b_rest).sum(1)
                 return own[:, None] + (odd @ w_v.T) @ v.T + (v @ b_v)[None, :]
         return logsumexp_over_states(width, score, dtype=self.dtype, device=self.device) - log_z
 
@@ -544,7 +544,7 @@ def _train_doubled(rbm: RBM, x: torch.Tensor, copies_below: int, copies_above: i
         return sum(bernoulli(probs, generator) for _ in range(copies))
 
     def free_energy(model: RBM, s_v: torch.Tensor) -> torch.Tensor:
-        hidden = F.softplus(s_v @ model.weight + model.hidden_bias).sum(1)
+        hidden = softplus(s_v @ model.weight + model.hidden_bias).sum(1)
         return -s_v @ model.visible_bias - copies_above * hidden
 
     chain: list[torch.Tensor] = []

@@ -40,7 +40,7 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -150,7 +150,7 @@ class DBN(DensityModel):
     # ---- training ----------------------------------------------------------------------
 
     def fit(self, x: torch.Tensor, *, epochs: int = 50, tied_start: bool = True,
-            **fit_kwargs: object) -> DBN:
+            upper: Mapping[str, object] | None = None, **fit_kwargs: object) -> DBN:
         """Greedy layer-wise training (Hinton et al., 2006, section 4).
 
         RBM 0 is fitted to ``x``; RBM ``l`` to samples of layer ``l`` drawn upwards through
@@ -163,10 +163,17 @@ class DBN(DensityModel):
         Hinton et al. (2006, section 4) that each added layer can only help. From random
         weights the bound can instead start (and stay) below the old likelihood.
 
+        A tied start is already a good model, so the upper RBMs want gentler training than the
+        first (``upper``): with the first RBM's learning rate and persistent chains the top
+        RBM wanders off its start and the bound falls, on the training data too; a smaller
+        rate with CD-1 raises it (``benchmarks/ch04_results.py`` has the figures).
+
         Arguments:
             x: ``[n, V]`` binary data.
             epochs: epochs of each RBM.
             tied_start: start an RBM from the transposed one below where the sizes allow.
+            upper: arguments of :meth:`RBM.fit` for the RBMs above the first, overriding
+                ``fit_kwargs`` (e.g. ``{"lr": 0.01, "persistent": False}``).
             fit_kwargs: passed to every :meth:`RBM.fit` (``lr``, ``batch_size``, ``k``, ...).
 
         Returns:
@@ -174,6 +181,9 @@ class DBN(DensityModel):
         """
         x = check_binary(as_float_tensor(x, "x", ndim=2), "x")
         check_bool(tied_start, "tied_start")
+        if upper is not None and not isinstance(upper, Mapping):
+            raise TypeError(f"upper must be a dict of RBM.fit arguments or None, "
+                            f"got {type(upper).__name__}")
         generator = torch.Generator().manual_seed(self.seed)
         for level, rbm in enumerate(self.rbms):
             def up(batch: torch.Tensor, level: int = level) -> torch.Tensor:
@@ -184,8 +194,9 @@ class DBN(DensityModel):
                 rbm._set_parameters(weight=below.weight.T.contiguous(),
                                     visible_bias=below.hidden_bias,
                                     hidden_bias=below.visible_bias)
+            options = {**fit_kwargs, **(upper or {})} if level else fit_kwargs
             rbm.fit(x, epochs=epochs, transform=up if level else None, warm_start=warm,
-                    **fit_kwargs)  # type: ignore[arg-type]
+                    **options)  # type: ignore[arg-type]
         return self
 
     # ---- the two directions --------------------------------------------------------------
