@@ -125,7 +125,7 @@ SPECS = [
 #: the models with a committed checkpoint: only these are registered in make_checkpoints
 #: (the others are not trained yet; their settings are untuned)
 CHECKPOINTED = ("ch06_nade_digits", "ch06_made_digits", "ch06_pixelcnn_digits",
-                "ch06_gated_pixelcnn_levels")
+                "ch06_gated_pixelcnn_levels", "ch06_wavenet_sines")
 
 
 def build(name: str) -> torch.nn.Module:
