@@ -17,8 +17,9 @@ Models, every hyperparameter chosen on the validation split:
 * FVSBN by penalised maximum likelihood (``FVSBN.fit``, L-BFGS; the penalty from a grid), and
   the same fit by scikit-learn's ``LogisticRegression``, one per pixel: the two must agree;
 * the checkpointed neural models of ``ch06_recipes.py`` (``CHECKPOINTED``: NADE, MADE and
-  PixelCNN on the binary digits; DeepNADE, the categorical MADE, the gated PixelCNN and
-  WaveNet have recipes there but are not trained yet), trained through ``dgm_lab.train.fit``
+  PixelCNN on the binary digits, the gated PixelCNN on the 17 levels, WaveNet on the sine
+  waves; DeepNADE and the categorical MADE have recipes there but are not trained yet),
+  trained through ``dgm_lab.train.fit``
   on one CPU thread and saved as the checkpoints the chapter loads. Their ``seconds`` are
   the wall time of training (validation included); the ``config`` column adds the CPU
   time of the process and the machine's load average while it trained, because other jobs

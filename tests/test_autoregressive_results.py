@@ -6,6 +6,7 @@ checks against their recorded figures; here the figures are compared with each o
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -45,11 +46,23 @@ def test_fvsbn_agrees_with_scikit_learn(rows):
     assert abs(ours - theirs) < 0.1
 
 
-def test_nade_and_made_beat_fvsbn_on_the_binary_digits(rows):
-    """The chapter's bar: the networks beat FVSBN, the best by at least one nat per image.
-    (PixelCNN, with the recipe's settings, does not yet: its row is recorded as it is.)"""
+def test_nade_made_and_pixelcnn_beat_fvsbn_on_the_binary_digits(rows):
+    """The chapter's bar: the networks beat FVSBN, the best by at least one nat per image."""
     fvsbn = rows["fvsbn", "digits-binary"].value
-    neural = {m: rows[m, "digits-binary"].value for m in ("nade", "made")}
+    neural = {m: rows[m, "digits-binary"].value for m in ("nade", "made", "pixelcnn")}
     assert all(v < fvsbn for v in neural.values()), (neural, fvsbn)
     assert min(neural.values()) <= fvsbn - 1.0, (neural, fvsbn)
-    assert ("pixelcnn", "digits-binary") in rows
+
+
+def test_gated_pixelcnn_meets_the_17_level_bar(rows):
+    """The chapter's bar on the 17-level digits: the course's best model reaches <= 83.5 nats
+    per image (3 nats better than a peer's causal-convolution ARM, 86.57, after 338 s of
+    training on the course's machine), with no more training time: the CPU seconds the
+    results script measured (its wall time is inflated by other jobs sharing the CPU)."""
+    row = rows["gated-pixelcnn", "digits-levels"]
+    assert row.value <= 83.5, row.value
+    cpu = float(re.search(r"CPU (\d+(?:\.\d+)?) s", row.config).group(1))
+    assert cpu <= 338, row.config
+    baselines = [rows[m, "digits-levels"].value for m in ("independent-categorical",
+                                                         "categorical-mixture")]
+    assert row.value < min(baselines) - 10, (row.value, baselines)

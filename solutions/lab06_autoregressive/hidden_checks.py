@@ -3,7 +3,8 @@
 Each exercise gets float64 cases of fresh random sizes covering the kinds of input it must
 handle, the edge case it is about, and one float32 case with looser tolerances: weights with
 junk on and above the diagonal (FVSBN must read only the strict lower triangle), logits far
-in the tails (log-sigmoid, not log of sigmoid), a single input dimension, several hidden
+in the tails (log-sigmoid, not log of sigmoid), a single input dimension, NADE's step
+given only the pre-activation a_d (never the prefix x_<d), several hidden
 layers, random orderings, dilations larger than the kernel. Expected values come from
 dgm_lab's references, in float64, in the grader's process.
 """
@@ -44,23 +45,35 @@ def fvsbn_cases(rng: np.random.Generator):
 
 
 def nade_cases(rng: np.random.Generator):
-    shapes = ((1, int(rng.integers(1, 6))), (int(rng.integers(2, 10)), int(rng.integers(1, 4))),
-              (int(rng.integers(30, 80)), int(rng.integers(10, 60))),
-              (int(rng.integers(5, 30)), int(rng.integers(3, 20))))
-    for i, (d, h) in enumerate(shapes):
-        n = int(rng.integers(1, 120))
-        x = _binary(rng, n, d)
-        W, c = _normal(rng, h, d), _normal(rng, h)
-        V, b = _normal(rng, d, h, scale=rng.uniform(0.5, 4.0)), _normal(rng, d)
+    """One step of the recursion at coordinate d of a random NADE. The grader builds a_d from
+    scratch from a real prefix x_<d, which the answer never sees (so it cannot recompute a_d
+    from scratch: the O(D^2 H) answer has nothing to recompute from); the expected conditional
+    is the difference of the reference's log-likelihoods of the prefixes of length d + 1 and
+    d (a prefix of a NADE is a NADE), and the expected a_{d+1} is computed from scratch too."""
+    shapes = ((1, 0, int(rng.integers(1, 6))),                       # H = 1, the first step
+              (int(rng.integers(2, 10)), None, 1),
+              (int(rng.integers(30, 80)), None, int(rng.integers(10, 60))),
+              (int(rng.integers(5, 30)), None, int(rng.integers(3, 20))))
+    for i, (n, d, h) in enumerate(shapes):
+        dim = int(rng.integers(2, 40))
+        d = int(rng.integers(1, dim)) if d is None else d
+        x = _binary(rng, n, dim)
+        W, c = _normal(rng, h, dim), _normal(rng, h)
+        V, b = _normal(rng, dim, h, scale=rng.uniform(0.5, 4.0)), _normal(rng, dim)
         if i == 2:
-            b[-1] = -90.0  # the tail again
-            x[0, -1] = 1.0
-        expected = ref.nade_log_prob(x, W, c, V, b)
+            b[d] = -800.0  # a logit deep in the tail: log sigmoid is -800, log of sigmoid -inf
+            x[0, d], x[1, d] = 1.0, 0.0
+        a = c + x[:, :d] @ W[:, :d].T
+        a_next = c + x[:, :d + 1] @ W[:, :d + 1].T
+        log_p = ref.nade_log_prob(x[:, :d + 1], W[:, :d + 1], c, V[:d + 1], b[:d + 1])
+        if d > 0:
+            log_p = log_p - ref.nade_log_prob(x[:, :d], W[:, :d], c, V[:d], b[:d])
+        args = (a, x[:, d], W[:, d], V[d], b[d])
         if i == len(shapes) - 1:
-            yield Case(tuple(t.float() for t in (x, W, c, V, b)), expected=expected,
-                       label=f"{F32}, D={d}, H={h}", compare=close(rtol=1e-4, atol=1e-3))
+            yield Case(tuple(t.float() for t in args), expected=(log_p, a_next),
+                       label=f"{F32}, d={d}, H={h}", compare=close(rtol=1e-4, atol=1e-4))
         else:
-            yield Case((x, W, c, V, b), expected=expected, label=f"float64, D={d}, H={h}")
+            yield Case(args, expected=(log_p, a_next), label=f"float64, d={d}, H={h}")
 
 
 def made_cases(rng: np.random.Generator):
@@ -104,8 +117,8 @@ def causal_cases(rng: np.random.Generator):
 LAB = Lab(exercises=[
     Exercise(answer="ex1_code", test="ex1_tests", function="fvsbn_log_prob",
              cases=fvsbn_cases, compare=close(rtol=1e-7, atol=1e-7)),
-    Exercise(answer="ex2_code", test="ex2_tests", function="nade_log_prob", cases=nade_cases,
-             compare=close(rtol=1e-7, atol=1e-7)),
+    Exercise(answer="ex2_code", test="ex2_tests", function="nade_step", cases=nade_cases,
+             compare=close(rtol=1e-7, atol=1e-7, names=("log_p", "a_next"))),
     Exercise(answer="ex3_code", test="ex3_tests", function="made_masks", cases=made_cases,
              compare=exact()),
     Exercise(answer="ex4_code", test="ex4_tests", function="pixelcnn_mask", cases=mask_cases,
