@@ -463,11 +463,25 @@ def test_aae_losses_train_every_part():
 # --------------------------------------------------------------------------------------
 
 def test_committed_vae_meets_the_bar_on_the_levels():
-    """benchmarks/results/ch07.csv holds the checkpoint's test IWAE-1000 figure (which
-    tests/test_results.py recomputes from the weights), and it beats the peer's better seed,
-    91.67 nats per image, by 3 nats or more; the ELBO is the looser bound."""
+    """benchmarks/results/ch07.csv holds the checkpoint's test IWAE-1000 figure, and it beats
+    the peer's better seed, 91.67 nats per image, by 3 nats or more. The checkpoint records its
+    IWAE-100 figure, which tests/test_results.py recomputes from the weights: a looser bound
+    (fewer draws), so it must lie above the IWAE-1000 figure, and it meets the bar itself, so
+    weights that reproduce it meet the bar whatever the file says. The ELBO is looser still."""
     meta = results.checkpoint_meta("ch07_vae_digits_levels")
+    assert meta["metric"] == "nll-iwae100"
     nll = results.lookup(7, "vae", "digits-levels", "test", "nll")
-    assert nll.value == pytest.approx(meta["value"], abs=1e-6)
-    assert nll.value <= 88.7
-    assert results.lookup(7, "vae", "digits-levels", "test", "neg-elbo").value > nll.value
+    assert nll.value < meta["value"] < nll.value + 1.0
+    assert meta["value"] <= 88.7 and nll.value <= 88.7
+    assert results.lookup(7, "vae", "digits-levels", "test", "neg-elbo").value > meta["value"]
+
+
+def test_committed_binary_vaes_sit_beside_chapter_6():
+    """The Bernoulli VAE of the binarised digits: its IWAE-1000 figure is below its IWAE-100
+    checkpoint figure and its ELBO, and it beats chapter 6's independent pixels and mixture."""
+    meta = results.checkpoint_meta("ch07_vae_digits_binary")
+    nll = results.lookup(7, "vae", "digits-binary", "test", "nll").value
+    assert nll < meta["value"] < nll + 1.0
+    assert nll < results.lookup(7, "vae", "digits-binary", "test", "neg-elbo").value
+    for baseline in ("independent-bernoulli", "bernoulli-mixture"):
+        assert nll < results.lookup(6, baseline, "digits-binary", "test", "nll").value
