@@ -458,6 +458,23 @@ def test_aae_losses_train_every_part():
         AdversarialAutoencoder(64, torch.zeros(2))
 
 
+def test_bernoulli_decode_is_the_decoders_pixel_probability():
+    """decode(z) of a Bernoulli VAE is P(x_d = 1 | z), read independently off log_likelihood:
+    switching pixel d from 0 to 1 changes log p(x | z) by the logit of that probability."""
+    torch.manual_seed(0)
+    vae = VAE(6, latent=2, hidden=8, likelihood="bernoulli").standardize(
+        torch.bernoulli(torch.full((10, 6), 0.5)))
+    z = torch.randn(3, 2)
+    mean = vae.decode(z)
+    zeros = torch.zeros(3, 6)
+    with torch.no_grad():
+        base = vae.log_likelihood(zeros, z)
+        for d in range(6):
+            one = zeros.clone()
+            one[:, d] = 1.0
+            torch.testing.assert_close(mean[:, d], torch.sigmoid(vae.log_likelihood(one, z) - base))
+
+
 # --------------------------------------------------------------------------------------
 # the committed model: the chapter's bar on the 17-level digits
 # --------------------------------------------------------------------------------------
