@@ -141,30 +141,6 @@ def _ch04_recipes():
                epochs=50, figure=_ch04_dbm_figure, metric="neg_bound",
                about={**about, "unit": "nats per image, minus the variational bound (short AIS)"}),
     ]
-# -- chapter 7: a VAE of the 17-level digits, scored by the importance-weighted bound --------
-# The beta-binomial decoder matches how the levels arose (ink counts of 4x4 blocks); early
-# stopping on the validation ELBO picks the epoch. The figure is IWAE-1000 on the test split
-# in float64 (so that it does not depend on the thread count's float32 rounding).
-
-def _levels(split):
-    return load_digits(split, form="levels")[0]
-
-
-def _build_vae_levels():
-    from dgm_lab.vae import VAE
-    return VAE(64, latent=16, hidden=256, likelihood="beta_binomial", eval_samples=1000)
-
-
-def _train_vae_levels(model, epochs):
-    return model.fit(_levels("train"), epochs=epochs, val_data=_levels("val"), patience=30,
-                     lr=1e-3, batch_size=64, seed=0)
-
-
-def _vae_test_nll(model):
-    import copy
-    return -copy.deepcopy(model).double().log_prob(_levels("test").double()).mean().item()
-
-
 RECIPES = {r.name: r for r in [
     Recipe("ch01_logistic_regression_digits", build=lambda: nn.Linear(64, 10),
            train=_train_logistic, epochs=100,
@@ -173,11 +149,6 @@ RECIPES = {r.name: r for r in [
                                 "unit": "nats per image, -log p(y | x)"}),
     *_CH09,
     *_ch04_recipes(),
-    Recipe("ch07_vae_digits_levels", build=_build_vae_levels, train=_train_vae_levels,
-           epochs=300, figure=_vae_test_nll, metric="nll",
-           about={"data": "digits-levels", "split": "test",
-                  "unit": "nats per image, IWAE bound with k = 1000 (an upper bound on "
-                          "-log p(x) in expectation)"}),
 ]}
 
 # -- chapter 6: autoregressive models; the recipes live in benchmarks/ch06_recipes.py --------
@@ -188,10 +159,12 @@ RECIPES.update({r.name: r for r in ch06_recipes.recipes(Recipe)})
 
 
 # -- chapters whose benchmark code defines the recipes -------------------------------------
-# chapter 5: recipes() -> Recipe keyword dicts; chapter 8: recipes(Recipe) -> Recipes
+# chapter 5: recipes() -> Recipe keyword dicts; chapters 7, 8: recipes(Recipe) -> Recipes
 RECIPES.update({r.name: r for r in (Recipe(**kw)
                                     for kw in _chapter_script("ch05_results").recipes())})
 RECIPES.update({r.name: r for r in _chapter_script("ch08_checkpoints").recipes(Recipe)})
+# chapter 7: recipes(Recipe) -> Recipes
+RECIPES.update({r.name: r for r in _chapter_script("ch07_results").recipes(Recipe)})
 
 
 def make(recipe: Recipe, *, epochs: int | None = None, folder: Path | None = None) -> dict:

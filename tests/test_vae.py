@@ -458,16 +458,53 @@ def test_aae_losses_train_every_part():
         AdversarialAutoencoder(64, torch.zeros(2))
 
 
+def test_bernoulli_decode_is_the_decoders_pixel_probability():
+    """decode(z) of a Bernoulli VAE is P(x_d = 1 | z), read independently off log_likelihood:
+    switching pixel d from 0 to 1 changes log p(x | z) by the logit of that probability."""
+    torch.manual_seed(0)
+    vae = VAE(6, latent=2, hidden=8, likelihood="bernoulli").standardize(
+        torch.bernoulli(torch.full((10, 6), 0.5)))
+    z = torch.randn(3, 2)
+    mean = vae.decode(z)
+    zeros = torch.zeros(3, 6)
+    with torch.no_grad():
+        base = vae.log_likelihood(zeros, z)
+        for d in range(6):
+            one = zeros.clone()
+            one[:, d] = 1.0
+            torch.testing.assert_close(mean[:, d], torch.sigmoid(vae.log_likelihood(one, z) - base))
+
+
 # --------------------------------------------------------------------------------------
 # the committed model: the chapter's bar on the 17-level digits
 # --------------------------------------------------------------------------------------
 
 def test_committed_vae_meets_the_bar_on_the_levels():
-    """benchmarks/results/ch07.csv holds the checkpoint's test IWAE-1000 figure (which
-    tests/test_results.py recomputes from the weights), and it beats the peer's better seed,
-    91.67 nats per image, by 3 nats or more; the ELBO is the looser bound."""
+    """benchmarks/results/ch07.csv holds the checkpoint's test IWAE-1000 figure, and it beats
+    the peer's better seed, 91.67 nats per image, by 3 nats or more. The checkpoint records its
+    IWAE-100 figure, which tests/test_results.py recomputes from the weights: a looser bound
+    (fewer draws), so it must lie above the IWAE-1000 figure, and it meets the bar itself, so
+    weights that reproduce it meet the bar whatever the file says. The ELBO is looser still."""
     meta = results.checkpoint_meta("ch07_vae_digits_levels")
+    assert meta["metric"] == "nll-iwae100"
     nll = results.lookup(7, "vae", "digits-levels", "test", "nll")
-    assert nll.value == pytest.approx(meta["value"], abs=1e-6)
-    assert nll.value <= 88.7
-    assert results.lookup(7, "vae", "digits-levels", "test", "neg-elbo").value > nll.value
+    assert nll.value < meta["value"] < nll.value + 1.0
+    assert meta["value"] <= 88.7 and nll.value <= 88.7
+    assert results.lookup(7, "vae", "digits-levels", "test", "neg-elbo").value > meta["value"]
+
+
+def test_committed_binary_vaes_sit_beside_chapter_6():
+    """The Bernoulli VAE of the binarised digits: its IWAE-1000 figure is below its IWAE-100
+    checkpoint figure and its ELBO, and it beats chapter 6's independent pixels and mixture.
+    The 2-D model's exact -log p(x) (integration over the code) is below its IWAE-1000 bound,
+    which is below its -ELBO, as the theory orders them."""
+    meta = results.checkpoint_meta("ch07_vae_digits_binary")
+    nll = results.lookup(7, "vae", "digits-binary", "test", "nll").value
+    assert nll < meta["value"] < nll + 1.0
+    assert nll < results.lookup(7, "vae", "digits-binary", "test", "neg-elbo").value
+    for baseline in ("independent-bernoulli", "bernoulli-mixture"):
+        assert nll < results.lookup(6, baseline, "digits-binary", "test", "nll").value
+    exact = results.lookup(7, "vae-2d", "digits-binary", "test", "nll-exact").value
+    bound = results.lookup(7, "vae-2d", "digits-binary", "test", "nll").value
+    assert exact < bound < results.lookup(7, "vae-2d", "digits-binary", "test", "neg-elbo").value
+    assert bound <= results.checkpoint_meta("ch07_vae_digits_2d")["value"]

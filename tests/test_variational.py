@@ -391,15 +391,16 @@ def test_forward_fit_matches_the_moments_of_the_mixture():
     assert (mean2.item(), std2.item()) == pytest.approx((mean.item(), std.item()))
 
 
-def scipy_reverse_kl(start):
+def scipy_reverse_kl(start, pdf=mixture_pdf):
     """KL(q || p) by Gauss-Hermite quadrature (exact for polynomials of degree < 400 under
-    the Gaussian weight), minimised by scipy's Nelder-Mead from ``start`` = (mean, log std)."""
+    the Gaussian weight), minimised by scipy's Nelder-Mead from ``start`` = (mean, log std);
+    ``pdf`` is the density of p."""
     nodes, weights = np.polynomial.hermite.hermgauss(200)
 
     def objective(theta):
         mu, s = theta[0], math.exp(theta[1])
         t = mu + math.sqrt(2) * s * nodes
-        integrand = scipy.stats.norm.logpdf(t, mu, s) - np.log(mixture_pdf(t))
+        integrand = scipy.stats.norm.logpdf(t, mu, s) - np.log(pdf(t))
         return float(weights @ integrand / math.sqrt(math.pi))
     res = scipy.optimize.minimize(objective, start, method="Nelder-Mead",
                                   options={"xatol": 1e-8, "fatol": 1e-12, "maxiter": 4000})
@@ -420,6 +421,25 @@ def test_reverse_fit_finds_the_best_mode_as_scipy_does():
         torch.tensor(1.0, dtype=torch.float64), 1.5).log_prob(GRID), starts=3)
     assert (mean_g.item(), std_g.item(), kl_g.item()) == pytest.approx((1.0, 1.5, 0.0),
                                                                        abs=1e-5)
+
+
+def test_reverse_fit_leaves_a_light_mode_at_the_centre_for_a_heavy_one_off_centre():
+    """The light mode sits at the grid's centre, where a single start would settle (a local
+    minimum of the reverse KL); the several starts find the heavy mode, the global minimum
+    that scipy reaches from a start on it, and not the other local one."""
+    weights, means = (0.35, 0.65), (0.0, 6.0)
+
+    def pdf(t):
+        return sum(w * scipy.stats.norm.pdf(t, m, 1.0) for w, m in zip(weights, means,
+                                                                      strict=True))
+    log_p = torch.as_tensor(np.log(pdf(GRID.numpy())))
+    mean, std, kl = fit_gaussian_reverse_kl(GRID, log_p)
+    heavy, light = (scipy_reverse_kl([m, 0.0], pdf) for m in (means[1], means[0]))
+    assert light[2] > heavy[2] + 0.3  # two local minima, far apart in value
+    assert (mean.item(), std.item(), kl.item()) == pytest.approx(heavy, abs=1e-3)
+    # one start at the centre settles on the light mode: the reason for several starts
+    mean_1, _, kl_1 = fit_gaussian_reverse_kl(GRID, log_p, starts=1)
+    assert mean_1.item() == pytest.approx(light[0], abs=1e-2) and kl_1.item() > kl.item() + 0.3
 
 
 def test_grid_functions_reject_bad_input():
