@@ -186,10 +186,11 @@ RECIPES.update({r.name: r for r in ch06_recipes.recipes(Recipe)})
 
 
 # -- chapters whose benchmark code defines the recipes -------------------------------------
-# chapter 5: recipes() -> Recipe keyword dicts; chapter 8: recipes(Recipe) -> Recipes
+# chapter 5: recipes() -> Recipe keyword dicts; chapters 8, 12: recipes(Recipe) -> Recipes
 RECIPES.update({r.name: r for r in (Recipe(**kw)
                                     for kw in _chapter_script("ch05_results").recipes())})
 RECIPES.update({r.name: r for r in _chapter_script("ch08_checkpoints").recipes(Recipe)})
+RECIPES.update({r.name: r for r in _chapter_script("ch12_results").recipes(Recipe)})
 
 
 def make(recipe: Recipe, *, epochs: int | None = None, folder: Path | None = None) -> dict:
