@@ -117,6 +117,14 @@ def test_aae_scores_match_scipy(aae):
     torch.testing.assert_close(aae.sample(4, g1), aae.decode(aae.prior.sample(4, g2)))
 
 
+def test_ring_prior_means_lie_evenly_on_the_circle():
+    prior = GaussianMixturePrior.ring(7, radius=2.5, std=0.3)
+    angle = 2 * np.pi * np.arange(7) / 7
+    expected = 2.5 * np.stack([np.cos(angle), np.sin(angle)], 1)
+    np.testing.assert_allclose(prior.means_.numpy(), expected, atol=1e-6)
+    assert float(prior.std_) == pytest.approx(0.3)
+
+
 def _softplus(t):
     return np.logaddexp(0.0, t)
 
