@@ -44,6 +44,7 @@ benchmarks: setup
 	$(PYTHON) benchmarks/ch08_results.py
 	$(PYTHON) benchmarks/ch06_bench.py
 	$(PYTHON) benchmarks/ch07_results.py
+	$(PYTHON) benchmarks/ch12_results.py
 
 clean:
 	rm -rf _build

@@ -159,12 +159,11 @@ RECIPES.update({r.name: r for r in ch06_recipes.recipes(Recipe)})
 
 
 # -- chapters whose benchmark code defines the recipes -------------------------------------
-# chapter 5: recipes() -> Recipe keyword dicts; chapters 7, 8: recipes(Recipe) -> Recipes
+# chapter 5: recipes() -> Recipe keyword dicts; chapters 7, 8, 12: recipes(Recipe) -> Recipes
 RECIPES.update({r.name: r for r in (Recipe(**kw)
                                     for kw in _chapter_script("ch05_results").recipes())})
-RECIPES.update({r.name: r for r in _chapter_script("ch08_checkpoints").recipes(Recipe)})
-# chapter 7: recipes(Recipe) -> Recipes
-RECIPES.update({r.name: r for r in _chapter_script("ch07_results").recipes(Recipe)})
+for _script in ("ch07_results", "ch08_checkpoints", "ch12_results"):
+    RECIPES.update({r.name: r for r in _chapter_script(_script).recipes(Recipe)})
 
 
 def make(recipe: Recipe, *, epochs: int | None = None, folder: Path | None = None) -> dict:

@@ -1,0 +1,250 @@
+"""Chapter 12's adversarial autoencoders on the digits: recipes and test figures.
+
+    python benchmarks/make_checkpoints.py ch12_aae_digits ch12_aae_digits_without_0 \
+        ch12_vae_eight_gaussians              # trains them (minutes, 1 core)
+    python benchmarks/ch12_results.py       # scores them into benchmarks/results/ch12.csv
+
+Two adversarial autoencoders (``dgm_lab.vae.AdversarialAutoencoder``) of the 17-level 8x8
+digits, with a 2-D code, a beta-binomial decoder (as chapter 7's VAE), MLPs of two hidden
+layers of 128 units, and the prior the AAE paper draws in its figure 4: ten Gaussians of
+standard deviation 0.5 evenly spaced on a circle of radius 4. Each is trained for 300 epochs
+of batches of 64 (``dgm_lab.vae.aae_losses``: reconstruction, discriminator and encoder
+updates on every batch; seed 0, one CPU thread):
+
+* ``ch12_aae_digits`` on the whole training split;
+* ``ch12_aae_digits_without_0`` on the training split without the zeros, for anomaly
+  detection: do the test zeros stand out among the other test digits?
+
+The third checkpoint, ``ch12_vae_eight_gaussians``, is the VAE the chapter sets beside
+chapter 8's GANs on the eight-Gaussians toy: a 2-D code, a Gaussian decoder with a learned
+variance, MLPs of two hidden layers of 64 units, 200 epochs of batches of 128 of the 2,000
+training points, Adam with learning rate 3e-3, the KL weight warmed up from 0 to 1 over the
+first 30 % of training (without warm-up the decoder learns to ignore the code and the samples
+are one broad blob). Its figure is the test NLL by the importance-weighted bound with k = 100,
+in float64. The results file gets its modes and its share of samples in low-density regions,
+scored as chapter 8 scores its GANs (``dgm_lab.gan.toy_mode_coverage``, 2,500 samples, seed
+0), and the same for the GANs of chapter 8's committed checkpoints.
+
+The AAE checkpoints' figure is the squared MMD between the codes of the test images (of the
+classes the model was trained on) and as many prior draws (seed 1), with the median-distance
+bandwidth, in float64. Lower is better; one epoch of training scores far worse.
+
+The results file gets, per model:
+
+* ``mmd2`` and ``mmd-p-value`` (validation and test split): the two-sample statistic and the
+  p-value of its permutation test (1,000 relabellings, seed 0): do the codes follow the prior?
+* ``recon-nll``: the reconstruction term :math:`-\\log p(x \\mid f(x))`, nats per image;
+* ``digit-confident-share``: the share of 1,000 decoded prior draws that chapter 8's digits
+  classifier labels with probability >= 0.9, beside the same share for the real test digits
+  (model ``test-digits``): are the samples digits?
+* for the model without the zeros, ``auc-reconstruction`` and ``auc-code-prior``: the area
+  under the ROC curve of two anomaly scores, the reconstruction NLL and :math:`-\\log p(f(x))`,
+  separating the 36 test zeros from the other 324 test digits.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import torch
+from sklearn.metrics import roc_auc_score
+
+from dgm_lab import results
+from dgm_lab.data import load_digits, load_toy
+from dgm_lab.gan import toy_generator, toy_mode_coverage
+from dgm_lab.train import fit
+from dgm_lab.vae import VAE, AdversarialAutoencoder, GaussianMixturePrior, aae_losses, mmd_test
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ch08_checkpoints as ch08  # noqa: E402  (chapter 8's digits classifier)
+
+CHAPTER = 12
+HIDDEN, EPOCHS, BATCH = 128, 300, 64
+PRIOR = {"components": 10, "radius": 4.0, "std": 0.5}
+HELD_OUT = 0  # the anomaly class of the second model
+NAMES = {None: "ch12_aae_digits", HELD_OUT: f"ch12_aae_digits_without_{HELD_OUT}"}
+PRIOR_SEED, PERMUTATION_SEED, PERMUTATIONS = 1, 0, 1000
+SAMPLES, SAMPLE_SEED, CONFIDENT = 1000, 2, 0.9
+CONFIG = (f"2-D code, ring of {PRIOR['components']} Gaussians (radius {PRIOR['radius']}, std "
+          f"{PRIOR['std']}), MLPs 2x{HIDDEN}, beta-binomial decoder, {EPOCHS} epochs")
+
+
+def digits(split: str, without: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 17-level digits of ``split`` and their labels, without class ``without``."""
+    x, y = load_digits(split, form="levels")
+    keep = torch.ones_like(y, dtype=torch.bool) if without is None else y != without
+    return x[keep], y[keep]
+
+
+def build_aae(without: int | None = None) -> AdversarialAutoencoder:
+    """An untrained AAE, its input standardised on the training data it will see."""
+    prior = GaussianMixturePrior.ring(**PRIOR)
+    aae = AdversarialAutoencoder(64, prior, HIDDEN, likelihood="beta_binomial")
+    return aae.standardize(digits("train", without)[0])
+
+
+def train_aae(aae: AdversarialAutoencoder, epochs: int, without: int | None = None):
+    return fit(aae, aae_losses(aae), digits("train", without)[0], epochs=epochs,
+               batch_size=BATCH, seed=0, device="cpu", progress=False)
+
+
+def codes_and_prior(aae: AdversarialAutoencoder, split: str, without: int | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 codes of ``split`` (classes seen in training) and as many prior draws."""
+    model = copy.deepcopy(aae).double()
+    codes = model.encode(digits(split, without)[0].double())
+    prior = model.prior.sample(len(codes), torch.Generator().manual_seed(PRIOR_SEED))
+    return codes.detach(), prior
+
+
+def mmd_figure(aae: AdversarialAutoencoder, without: int | None = None) -> float:
+    """The checkpoints' figure: squared MMD of test codes against prior draws (lower is better)."""
+    from dgm_lab.vae import mmd_squared
+
+    return float(mmd_squared(*codes_and_prior(aae, "test", without)))
+
+
+def load_aae(without: int | None = None) -> AdversarialAutoencoder:
+    """The committed checkpoint in a fresh AAE, in evaluation mode."""
+    aae = build_aae(without)
+    results.load_checkpoint(NAMES[without], aae)
+    return aae.eval()
+
+
+def samples(aae: AdversarialAutoencoder, n: int = SAMPLES) -> torch.Tensor:
+    """Decoded prior draws on the [0, 1] scale of the float digits (expected level / 16)."""
+    with torch.no_grad():
+        return aae.sample(n, torch.Generator().manual_seed(SAMPLE_SEED)) / 16
+
+
+def confident_share(x: torch.Tensor) -> float:
+    """The share of images in [0, 1] that chapter 8's classifier labels with prob >= 0.9."""
+    with torch.no_grad():
+        p = torch.softmax(ch08.load_classifier("digits")(x.float()), 1)
+    return float((p.max(1).values >= CONFIDENT).double().mean())
+
+
+def anomaly_scores(aae: AdversarialAutoencoder, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Two scores, higher = more anomalous: reconstruction NLL and -log p(f(x))."""
+    with torch.no_grad():
+        return {"reconstruction": aae.reconstruction_nll(x), "code-prior": -aae.code_log_prior(x)}
+
+
+def anomaly_aucs(aae: AdversarialAutoencoder) -> dict[str, float]:
+    """AUC of each score for "test image of the held-out class" against the other classes."""
+    x, y = load_digits("test", form="levels")
+    is_anomaly = (y == HELD_OUT).numpy()
+    return {name: float(roc_auc_score(is_anomaly, score.numpy()))
+            for name, score in anomaly_scores(aae, x).items()}
+
+
+def rows(without: int | None = None) -> list[results.Result]:
+    aae = load_aae(without)
+    meta = results.checkpoint_meta(NAMES[without])
+    model = "aae" if without is None else f"aae-without-{without}"
+    config = CONFIG + ("" if without is None else f", trained without class {without}")
+
+    def row(split: str, metric: str, value: float, extra: str = "") -> results.Result:
+        return results.Result(model, "digits-levels", split, metric, value,
+                              config=config + extra, seconds=meta["seconds"], device="cpu",
+                              seed=0)
+
+    out = []
+    for split in ("val", "test"):
+        codes, prior = codes_and_prior(aae, split, without)
+        mmd2, p = mmd_test(codes, prior, permutations=PERMUTATIONS,
+                           generator=torch.Generator().manual_seed(PERMUTATION_SEED))
+        test = f"; codes vs {len(codes)} prior draws, median bandwidth, {PERMUTATIONS} perms"
+        out += [row(split, "mmd2", mmd2, test), row(split, "mmd-p-value", p, test)]
+        with torch.no_grad():
+            nll = aae.reconstruction_nll(digits(split, without)[0]).mean().item()
+        out.append(row(split, "recon-nll", nll))
+    if without is None:
+        out.append(row("test", "digit-confident-share", confident_share(samples(aae)),
+                       f"; {SAMPLES} decoded prior draws, ch08 classifier, p >= {CONFIDENT}"))
+        real = load_digits("test", form="float")[0]
+        out.append(results.Result("test-digits", "digits-float", "test",
+                                  "digit-confident-share", confident_share(real),
+                                  config=f"the real test digits, ch08 classifier, p >= "
+                                         f"{CONFIDENT}", seconds=0, device="cpu", seed=0))
+    else:
+        for name, auc in anomaly_aucs(aae).items():
+            out.append(row("test", f"auc-{name}", auc,
+                           "; test zeros against the other test digits"))
+    return out
+
+
+TOY = "eight_gaussians"
+TOY_VAE = {"hidden": 64, "epochs": 200, "lr": 3e-3, "warmup": 0.3, "batch": 128}
+TOY_GANS = ("non_saturating", "fast_generator")  # chapter 8's plain GAN and its collapse
+
+
+def build_toy_vae() -> VAE:
+    return VAE(2, latent=2, hidden=TOY_VAE["hidden"], likelihood="gaussian", eval_samples=100)
+
+
+def train_toy_vae(vae: VAE, epochs: int) -> VAE:
+    return vae.fit(load_toy(TOY, "train"), epochs=epochs, batch_size=TOY_VAE["batch"],
+                   lr=TOY_VAE["lr"], warmup=TOY_VAE["warmup"], seed=0)
+
+
+def toy_vae_nll(vae: VAE) -> float:
+    """Test NLL (IWAE, k = 100) in float64, nats per point."""
+    return -copy.deepcopy(vae).double().log_prob(load_toy(TOY, "test").double()).mean().item()
+
+
+def load_toy_vae() -> VAE:
+    vae = build_toy_vae()
+    results.load_checkpoint("ch12_vae_eight_gaussians", vae)
+    return vae.eval()
+
+
+def toy_samples(model: str) -> torch.Tensor:
+    """The 2,500 evaluation samples of "vae" or of a chapter 8 GAN variant (fixed seed 0)."""
+    if model == "vae":
+        return load_toy_vae().sample(ch08.EVAL_SAMPLES,
+                                     torch.Generator().manual_seed(ch08.EVAL_SEED))
+    generator = toy_generator(ch08.toy_config(TOY, model))
+    results.load_checkpoint(ch08.toy_recipe_name(TOY, model), generator)
+    return ch08.toy_samples(TOY, model, generator.eval())
+
+
+def toy_rows() -> list[results.Result]:
+    out = []
+    for model in ("vae", *TOY_GANS):
+        cov = toy_mode_coverage(toy_samples(model), TOY)
+        name = "vae" if model == "vae" else f"gan_{model}"
+        config = ("ch12_vae_eight_gaussians" if model == "vae"
+                  else ch08.toy_recipe_name(TOY, model)) + f"; {ch08.EVAL_SAMPLES} samples"
+        for metric, value in (("modes", cov.modes), ("low-density-share", 1 - cov.high_quality)):
+            out.append(results.Result(name, TOY, "samples", metric, float(value), config=config,
+                                      seconds=0, device="cpu", seed=0))
+    return out
+
+
+def recipes(Recipe: type) -> list:  # noqa: N803  (the class, given by make_checkpoints)
+    """Chapter 12's recipes, built with ``make_checkpoints.Recipe``."""
+    about = {"data": "digits-levels", "split": "test",
+             "unit": "squared MMD of the test codes against as many prior draws"}
+    return [Recipe(NAMES[w], build=lambda w=w: build_aae(w),
+                   train=lambda m, e, w=w: train_aae(m, e, w), epochs=EPOCHS,
+                   figure=lambda m, w=w: mmd_figure(m, w), metric="mmd2", about=about)
+            for w in NAMES] + [
+        Recipe("ch12_vae_eight_gaussians", build=build_toy_vae, train=train_toy_vae,
+               epochs=TOY_VAE["epochs"], figure=toy_vae_nll, metric="nll",
+               about={"data": TOY, "split": "test",
+                      "unit": "nats per point, IWAE bound with k = 100"})]
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    new = rows(None) + rows(HELD_OUT) + toy_rows()
+    results.record(CHAPTER, new)
+    for r in new:
+        print(f"{r.model:18s} {r.split:7s} {r.metric:22s} {r.value:9.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""Chapter 12: the unified view of GANs and VAEs, and the adversarial autoencoder's figures.
+
+Oracles: SciPy's quadrature and finite differences for the GAN generator's gradient identity
+(Arjovsky and Bottou, 2017; Hu et al., 2018); SciPy's beta-binomial and multivariate normal
+for the AAE's reconstruction and prior scores; numpy's softplus for its adversarial losses;
+SciPy's Mann-Whitney U for the recorded AUCs; and the committed checkpoints for every figure
+of benchmarks/results/ch12.csv that the chapter's page quotes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.stats
+import torch
+
+from dgm_lab import results
+from dgm_lab.data import load_digits
+from dgm_lab.gan import toy_mode_coverage
+from dgm_lab.vae import AdversarialAutoencoder, GaussianMixturePrior, aae_losses, mmd_squared
+from dgm_lab.variational import kl_on_grid
+
+sys.path.insert(0, str(results.ROOT / "benchmarks"))
+import ch12_results as ch12  # noqa: E402
+
+ROWS = {r.key: r for r in results.load(12)}
+
+
+def recorded(model: str, data: str, split: str, metric: str) -> float:
+    return ROWS[(model, data, split, metric)].value
+
+
+# --------------------------------------------------------------------------------------
+# the GAN generator as a reverse-KL learner (section 12.2 of the page)
+# --------------------------------------------------------------------------------------
+
+def _normal_pdf(x, m, s):
+    return math.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+
+
+def _mixture_pdf(x):
+    return 0.5 * _normal_pdf(x, -3.0, 1.0) + 0.5 * _normal_pdf(x, 3.0, 1.0)
+
+
+def _reverse_kl_minus_two_js(m, s):
+    """KL(N(m, s^2) || p) - 2 JSD(N(m, s^2), p), by SciPy's adaptive quadrature."""
+    def quad(f):
+        return scipy.integrate.quad(f, -15, 15, points=[-3, m, 3], limit=200,
+                                    epsabs=1e-13, epsrel=1e-12)[0]
+
+    def g(x):
+        return _normal_pdf(x, m, s)
+
+    kl = quad(lambda x: g(x) * math.log(g(x) / _mixture_pdf(x)) if g(x) > 0 else 0.0)
+
+    def half(a, b):
+        return lambda x: a(x) * math.log(2 * a(x) / (a(x) + b(x))) if a(x) > 0 else 0.0
+
+    js = 0.5 * quad(half(g, _mixture_pdf)) + 0.5 * quad(half(_mixture_pdf, g))
+    return kl - 2 * js
+
+
+def test_non_saturating_generator_gradient_is_that_of_reverse_kl_minus_two_js():
+    """At the optimal discriminator of the current generator (then held fixed), the gradient
+    of -E_{p_g}[log D] equals that of KL(p_g || p_data) - 2 JSD: autograd on a grid against
+    central finite differences of SciPy quadrature; the forward KL's gradient differs."""
+    x = torch.linspace(-15, 15, 30001, dtype=torch.float64)
+    log_p = torch.log(torch.tensor([_mixture_pdf(v) for v in x.tolist()], dtype=torch.float64))
+    m0, s0 = 1.0, 1.3
+
+    def log_g(m, s):
+        return torch.distributions.Normal(m, s).log_prob(x)
+
+    with torch.no_grad():
+        log_d = log_p - torch.logaddexp(log_p, log_g(torch.tensor(m0), torch.tensor(s0)))
+    m = torch.tensor(m0, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor(s0, dtype=torch.float64, requires_grad=True)
+    loss = -torch.trapezoid(log_g(m, s).exp() * log_d, x)
+    got = torch.stack(torch.autograd.grad(loss, (m, s))).numpy()
+    eps = 1e-4
+    f = _reverse_kl_minus_two_js
+    expected = np.array([(f(m0 + eps, s0) - f(m0 - eps, s0)) / (2 * eps),
+                         (f(m0, s0 + eps) - f(m0, s0 - eps)) / (2 * eps)])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    assert got[0] < 0  # the generator at m = 1 is pushed towards the mode at +3 ...
+    m2 = torch.tensor(m0, dtype=torch.float64, requires_grad=True)
+    forward = kl_on_grid(x, log_p, log_g(m2, torch.tensor(s0, dtype=torch.float64)))
+    assert torch.autograd.grad(forward, m2)[0] > 0  # ... maximum likelihood back to the middle
+
+
+# --------------------------------------------------------------------------------------
+# the adversarial autoencoder's scores and losses against independent formulas
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def aae():
+    return ch12.load_aae()
+
+
+def test_aae_scores_match_scipy(aae):
+    x = load_digits("test", form="levels")[0][:12]
+    with torch.no_grad():
+        z = aae.encode(x)
+        a, b = aae.autoencoder._beta_parameters(aae.autoencoder._decoder_output(z))
+    expected_nll = -scipy.stats.betabinom.logpmf(x.numpy(), 16, a.double().numpy(),
+                                                 b.double().numpy()).sum(1)
+    np.testing.assert_allclose(aae.reconstruction_nll(x).detach().numpy(), expected_nll, rtol=1e-4)
+    std = float(aae.prior.std_)
+    expected_prior = np.log(np.mean([scipy.stats.multivariate_normal(m, std**2 * np.eye(2))
+                                     .pdf(z.numpy()) for m in aae.prior.means_.numpy()], 0))
+    np.testing.assert_allclose(aae.code_log_prior(x).numpy(), expected_prior, rtol=1e-5)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    torch.testing.assert_close(aae.sample(4, g1), aae.decode(aae.prior.sample(4, g2)))
+
+
+def test_ring_prior_means_lie_evenly_on_the_circle():
+    prior = GaussianMixturePrior.ring(7, radius=2.5, std=0.3)
+    angle = 2 * np.pi * np.arange(7) / 7
+    expected = 2.5 * np.stack([np.cos(angle), np.sin(angle)], 1)
+    np.testing.assert_allclose(prior.means_.numpy(), expected, atol=1e-6)
+    assert float(prior.std_) == pytest.approx(0.3)
+
+
+def _softplus(t):
+    return np.logaddexp(0.0, t)
+
+
+def test_aae_adversarial_losses_are_the_cross_entropies():
+    torch.manual_seed(0)
+    x = load_digits("train", form="binary")[0][:40]
+    model = AdversarialAutoencoder(64, GaussianMixturePrior.ring(4), 16).standardize(x)
+    recon, disc, gen = (u.loss for u in aae_losses(model))
+    codes = model.encode(x).detach()
+    torch.manual_seed(3)
+    prior = model.prior.sample(len(x))
+    with torch.no_grad():
+        real = model.discriminator(prior).double().numpy()[:, 0]
+        fake = model.discriminator(codes).double().numpy()[:, 0]
+    torch.manual_seed(3)  # the same prior draws inside the loss
+    d = disc(model, x)
+    # -log sigmoid(l) = softplus(-l) for prior draws, -log(1 - sigmoid(l)) = softplus(l) for codes
+    assert d["loss"].item() == pytest.approx(_softplus(-real).mean() + _softplus(fake).mean(),
+                                             rel=1e-5)
+    assert d["accuracy"].item() == pytest.approx(0.5 * ((real > 0).mean() + (fake < 0).mean()))
+    assert gen(model, x).item() == pytest.approx(_softplus(-fake).mean(), rel=1e-5)
+    assert recon(model, x).item() == pytest.approx(model.reconstruction_nll(x).mean().item(),
+                                                   rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------
+# the committed models reproduce the figures the page quotes, and meet the chapter's bars
+# --------------------------------------------------------------------------------------
+
+def test_recorded_aae_figures_reproduce_and_meet_the_bars(aae):
+    for split in ("val", "test"):
+        codes, prior = ch12.codes_and_prior(aae, split)
+        assert mmd_squared(codes, prior).item() == pytest.approx(
+            recorded("aae", "digits-levels", split, "mmd2"), abs=1e-9)
+    # what the page says of the test at the median bandwidth: no evidence at the 5 % level on
+    # the test split, and just below 5 % on the validation split (the bar is met only there)
+    assert recorded("aae", "digits-levels", "test", "mmd-p-value") > 0.05
+    assert 0.01 < recorded("aae", "digits-levels", "val", "mmd-p-value") < 0.05
+    with torch.no_grad():
+        nll = aae.reconstruction_nll(ch12.digits("test")[0]).mean().item()
+    assert nll == pytest.approx(recorded("aae", "digits-levels", "test", "recon-nll"), rel=1e-5)
+    # the bar "its samples are digits": the digits classifier is nearly as often confident on
+    # decoded prior draws as on real test digits
+    share = ch12.confident_share(ch12.samples(aae))
+    assert share == pytest.approx(recorded("aae", "digits-levels", "test",
+                                           "digit-confident-share"), abs=1e-9)
+    real = recorded("test-digits", "digits-float", "test", "digit-confident-share")
+    assert share >= 0.9 * real
+
+
+def test_recorded_anomaly_aucs_reproduce_by_mann_whitney():
+    model = ch12.load_aae(ch12.HELD_OUT)
+    x, y = load_digits("test", form="levels")
+    zero = (y == ch12.HELD_OUT).numpy()
+    for name, score in ch12.anomaly_scores(model, x).items():
+        s = score.numpy()
+        u = scipy.stats.mannwhitneyu(s[zero], s[~zero]).statistic
+        auc = u / (zero.sum() * (~zero).sum())
+        assert auc == pytest.approx(recorded("aae-without-0", "digits-levels", "test",
+                                             f"auc-{name}"), abs=1e-9)
+    assert recorded("aae-without-0", "digits-levels", "test", "auc-reconstruction") > 0.9
+
+
+def test_recorded_toy_figures_reproduce():
+    figures = {}
+    for model in ("vae", *ch12.TOY_GANS):
+        cov = toy_mode_coverage(ch12.toy_samples(model), "eight_gaussians")
+        name = "vae" if model == "vae" else f"gan_{model}"
+        figures[name] = (cov.modes, 1 - cov.high_quality)
+        assert cov.modes == recorded(name, "eight_gaussians", "samples", "modes")
+        assert 1 - cov.high_quality == pytest.approx(
+            recorded(name, "eight_gaussians", "samples", "low-density-share"), abs=1e-12)
+    # the page's claims: the VAE covers every mode with a large share of samples in the gaps;
+    # the plain GAN's samples sit on the modes; the collapsed GAN keeps at most two modes
+    assert figures["vae"][0] == 8 and figures["vae"][1] > 2 * figures["gan_non_saturating"][1]
+    assert figures["gan_fast_generator"][0] <= 2
