@@ -88,7 +88,7 @@ TOY_VARIANTS = {"eight_gaussians": ("non_saturating", "fast_generator",
                 "grid25": ("minibatch_discrimination", "non_saturating")}
 TOY_CHECKPOINTS = {"eight_gaussians": ("non_saturating", "fast_generator",
                                        "minibatch_discrimination", "wgan_gp"),
-                   "grid25": ()}
+                   "grid25": ("minibatch_discrimination",)}
 EVAL_SAMPLES, EVAL_SEED = 2500, 0
 
 
