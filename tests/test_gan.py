@@ -536,10 +536,15 @@ def test_dcgan_networks():
 def test_gan_sampling_is_repeatable_and_leaves_the_mode_alone():
     gan = GAN(DCGANGenerator(8, 4), DCGANDiscriminator(4), latent_dim=8)
     gan.train()
+    before = {k: v.clone() for k, v in gan.generator.state_dict().items()}
     a = gan.sample(4, generator=torch.Generator().manual_seed(0))
     b = gan.sample(4, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a, b)
     assert gan.training  # sample switches to eval mode and back
+    # in eval mode batch normalisation uses its running statistics and leaves them alone
+    assert any("running_mean" in k for k in before)
+    for k, v in gan.generator.state_dict().items():
+        torch.testing.assert_close(v, before[k], msg=f"sampling changed {k}")
     assert not a.requires_grad
     z = gan.sample_latent(1000, truncation=0.5)
     assert z.shape == (1000, 8) and z.abs().max() <= 0.5
