@@ -647,6 +647,24 @@ def _tiny(config: GANConfig, data_dim: int = 1, num_classes: int = 0) -> GAN:
     return build_toy_gan(config, data_dim=data_dim, num_classes=num_classes)
 
 
+@pytest.mark.parametrize("kind", ["minimax", "non_saturating"])
+def test_the_generator_update_uses_the_configured_loss(kind):
+    """Oracle: log(1 - D) and -log D written with torch's logsigmoid on the same samples."""
+    from types import SimpleNamespace
+
+    config = VARIANTS[kind].replace(latent_dim=1, hidden=8, layers=1)
+    gan = _tiny(config)
+    g_update = gan_updates(gan, config)[1]
+    torch.manual_seed(1)
+    loss = g_update.loss(gan, torch.randn(16, 1), SimpleNamespace(progress=0.0))
+    torch.manual_seed(1)
+    torch.randn(16, 1)  # the batch above
+    logits = gan.discriminate(gan.generate(gan.sample_latent(16)))
+    expected = (F.logsigmoid(-logits).mean() if kind == "minimax"
+                else -F.logsigmoid(logits).mean())
+    torch.testing.assert_close(loss, expected)
+
+
 @pytest.mark.parametrize("variant", ["non_saturating", "wgan_gp"])
 def test_a_short_run_moves_the_generator_onto_a_1d_gaussian(variant):
     """Oracle: the data's own mean and standard deviation (3 and 0.5); an untrained generator
