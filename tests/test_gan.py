@@ -536,10 +536,15 @@ def test_dcgan_networks():
 def test_gan_sampling_is_repeatable_and_leaves_the_mode_alone():
     gan = GAN(DCGANGenerator(8, 4), DCGANDiscriminator(4), latent_dim=8)
     gan.train()
+    before = {k: v.clone() for k, v in gan.generator.state_dict().items()}
     a = gan.sample(4, generator=torch.Generator().manual_seed(0))
     b = gan.sample(4, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(a, b)
     assert gan.training  # sample switches to eval mode and back
+    # in eval mode batch normalisation uses its running statistics and leaves them alone
+    assert any("running_mean" in k for k in before)
+    for k, v in gan.generator.state_dict().items():
+        torch.testing.assert_close(v, before[k], msg=f"sampling changed {k}")
     assert not a.requires_grad
     z = gan.sample_latent(1000, truncation=0.5)
     assert z.shape == (1000, 8) and z.abs().max() <= 0.5
@@ -640,6 +645,24 @@ def test_the_true_toys_cover_every_mode_with_98_9_percent_high_quality():
 def _tiny(config: GANConfig, data_dim: int = 1, num_classes: int = 0) -> GAN:
     torch.manual_seed(0)
     return build_toy_gan(config, data_dim=data_dim, num_classes=num_classes)
+
+
+@pytest.mark.parametrize("kind", ["minimax", "non_saturating"])
+def test_the_generator_update_uses_the_configured_loss(kind):
+    """Oracle: log(1 - D) and -log D written with torch's logsigmoid on the same samples."""
+    from types import SimpleNamespace
+
+    config = VARIANTS[kind].replace(latent_dim=1, hidden=8, layers=1)
+    gan = _tiny(config)
+    g_update = gan_updates(gan, config)[1]
+    torch.manual_seed(1)
+    loss = g_update.loss(gan, torch.randn(16, 1), SimpleNamespace(progress=0.0))
+    torch.manual_seed(1)
+    torch.randn(16, 1)  # the batch above
+    logits = gan.discriminate(gan.generate(gan.sample_latent(16)))
+    expected = (F.logsigmoid(-logits).mean() if kind == "minimax"
+                else -F.logsigmoid(logits).mean())
+    torch.testing.assert_close(loss, expected)
 
 
 @pytest.mark.parametrize("variant", ["non_saturating", "wgan_gp"])
