@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         for model in args.models:  # recorded one by one: a long run keeps what it finished
             new = toy_rows(toy, [model])
             results.record(CHAPTER, new)
-            rows += new
+            rows += [r for r in new if r.key not in {q.key for q in rows}]  # one true density
             gap = new[0].value - new[1].value
             print(f"{toy:14s} {model:13s} {new[0].value:8.4f}  gap {gap:+.4f}  "
                   f"{new[0].seconds:7.1f} s", flush=True)
