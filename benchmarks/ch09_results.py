@@ -26,8 +26,8 @@ import importlib.util
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -56,8 +56,7 @@ BOUND_SEED = 0  # the fresh test noise
 
 
 
-@dataclass(frozen=True)
-class ToyRecipe:
+class ToyRecipe(NamedTuple):
     """A toy flow and how it trains: Adam, ``batch`` points a step, the learning rate
     annealed to 0 over ``epochs`` on a cosine when ``cosine``, the epoch with the best
     validation NLL kept (``patience``: stop after that many epochs without one)."""
