@@ -39,7 +39,7 @@ from dgm_lab.density import (
     select_bandwidth,
 )
 from dgm_lab.energy import DBM, DBN, RBM, BoltzmannMachine
-from dgm_lab.flows import iaf, maf, negative_log_likelihood, real_nvp
+from dgm_lab.flows import iaf, maf, negative_log_likelihood, neural_spline_flow, real_nvp
 from dgm_lab.model import multinomial, rand, randint, randn
 from dgm_lab.naive_bayes import BernoulliNaiveBayes, GaussianNaiveBayes
 from dgm_lab.pca import ProbabilisticPCA
@@ -106,6 +106,7 @@ FLOWS = {name: (make, lambda m, x, y, xb: _train_flow(m, x), "x") for name, make
     "RealNVP": lambda: real_nvp(2, n_layers=2, hidden=[8]),
     "MAF": lambda: maf(2, n_layers=2, hidden=[8]),
     "IAF": lambda: iaf(2, n_layers=2, hidden=[8]),
+    "NSF": lambda: neural_spline_flow(2, n_layers=2, hidden=[8], bins=4),
 }.items()}
 
 

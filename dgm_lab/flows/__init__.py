@@ -2,7 +2,8 @@
 
 ``base``: transforms that return their log-determinant, composition, the :class:`Flow`
 density and simple layers. ``coupling``: NICE and RealNVP. ``glow``: actnorm, invertible 1x1
-convolutions, Glow. ``autoregressive``: MAF and IAF, built on MADE (chapter 6).
+convolutions, Glow. ``autoregressive``: MAF and IAF, built on MADE (chapter 6). ``spline``:
+rational-quadratic spline couplings (neural spline flows).
 ``dequantization``: flows on integer images and an honest bound on their likelihood.
 """
 
@@ -33,11 +34,14 @@ from dgm_lab.flows.coupling import (
 )
 from dgm_lab.flows.dequantization import DequantizedFlow, VariationalDequantizer, uniform_dequantize
 from dgm_lab.flows.glow import ActNorm, InvertibleConv1x1, actnorm_parameters, glow, real_nvp_image
+from dgm_lab.flows.spline import SplineCoupling, neural_spline_flow, rational_quadratic_spline
 
 __all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "Chain", "ConvNet",
            "DequantizedFlow", "ElementwiseAffine", "Flow", "Inverse", "InvertibleConv1x1",
-           "Logit", "MaskedAffineAutoregressive", "Permutation", "Reshape", "Squeeze",
+           "Logit", "MaskedAffineAutoregressive", "Permutation", "Reshape", "SplineCoupling",
+           "Squeeze",
            "Transform", "VariationalDequantizer", "actnorm_parameters", "alternating_mask",
            "channel_mask", "checkerboard_mask", "glow", "iaf", "maf", "mlp",
-           "negative_log_likelihood", "nice", "real_nvp", "real_nvp_image",
+           "negative_log_likelihood", "neural_spline_flow", "nice", "rational_quadratic_spline",
+           "real_nvp", "real_nvp_image",
            "standard_normal_log_prob", "uniform_dequantize"]
