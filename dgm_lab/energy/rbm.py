@@ -86,7 +86,6 @@ from dgm_lab.runtime import seed_everything
 __all__ = ["RBM", "ContrastiveDivergence"]
 
 
-
 class RBM(LazyParameters, DensityModel):
     r"""Bernoulli restricted Boltzmann machine (binary visible and hidden units).
 
