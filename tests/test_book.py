@@ -381,3 +381,21 @@ def test_pages_hold_no_control_characters():
     for page in sorted((ROOT / "book").glob("*.md")):
         bad = sorted({hex(ord(ch)) for ch in page.read_text() if ord(ch) < 32 and ch not in "\n"})
         assert not bad, f"{page.name} holds control characters {bad}"
+
+
+def test_no_prose_line_starts_a_list_inside_inline_math():
+    """Markdown reads a line that starts with "+ ", "- " or "* " as a list item, even in the
+    middle of a `$...$` formula wrapped over two lines: the formula then shows as raw TeX."""
+    for page in sorted((ROOT / "book").glob("*.md")):
+        display = fenced = False
+        previous = ""
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            stripped = line.strip()
+            if stripped.startswith("```"):
+                fenced = not fenced
+            elif not fenced and stripped.count("$$") % 2:
+                display = not display
+            elif not (fenced or display) and re.match(r"[+*-] ", stripped):
+                open_math = previous.replace("$$", "").count("$") % 2
+                assert not open_math, f"{page.name}:{number} starts a list inside $...$"
+            previous = line
