@@ -157,6 +157,13 @@ def test_upper_options_reach_the_upper_rbms_only():
     w0, w1 = (r.weight.detach() for r in dbn.rbms)
     np.testing.assert_allclose(w1.numpy(), w0.T.numpy(), atol=1e-9)
     assert w0.abs().max() > 0.05  # while the first RBM trained (it starts at std 0.01)
+    # the tied start swaps the trained (non-zero) biases: visible <- hidden below, and back
+    lower, upper = dbn.rbms
+    assert lower.hidden_bias.abs().max() > 1e-3 and lower.visible_bias.abs().max() > 1e-3
+    np.testing.assert_allclose(upper.visible_bias.detach().numpy(),
+                               lower.hidden_bias.detach().numpy(), atol=1e-9)
+    np.testing.assert_allclose(upper.hidden_bias.detach().numpy(),
+                               lower.visible_bias.detach().numpy(), atol=1e-9)
     same = DBN([4, 4], seed=0).fit(x, epochs=2, lr=0.5)
     assert (same.rbms[1].weight.detach() - w0.T).abs().max() > 1e-3
     with pytest.raises(TypeError, match="upper must be a dict"):
