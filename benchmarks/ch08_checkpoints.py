@@ -84,7 +84,7 @@ TOY_VARIANTS = {"eight_gaussians": ("non_saturating", "fast_generator",
                                     "minibatch_discrimination", "wgan_gp", "minimax",
                                     "feature_matching", "historical_averaging",
                                     "label_smoothing", "virtual_batch_norm", "instance_noise",
-                                    "wgan"),
+                                    "wgan", "unrolled"),
                 "grid25": ("minibatch_discrimination", "non_saturating")}
 TOY_CHECKPOINTS = {"eight_gaussians": ("non_saturating", "fast_generator",
                                        "minibatch_discrimination", "wgan_gp"),
