@@ -23,6 +23,9 @@ The package, in the order of the chapter:
   :data:`VARIANTS`, :func:`gan_updates` (the two :class:`dgm_lab.train.Update` objects of
   Algorithm 1), :func:`train_gan`, :func:`train_toy_gan` (train a variant on a 2-D toy in one
   call) and :func:`bilinear_game`.
+* :mod:`~dgm_lab.gan.unrolled`: :func:`unrolled_parameters`, the discriminator after
+  :math:`K` differentiable steps, behind the unrolled GAN's generator loss
+  (``GANConfig(unrolled_steps=K)``).
 * :mod:`~dgm_lab.gan.metrics`: :func:`mode_coverage` and :func:`toy_mode_coverage`, the modes
   covered and the share of high-quality samples on a Gaussian mixture.
 
@@ -39,6 +42,8 @@ References:
     I. Gulrajani et al. (2017). Improved training of Wasserstein GANs. NeurIPS.
     M. Mirza and S. Osindero (2014). Conditional generative adversarial nets.
     A. Radford, L. Metz and S. Chintala (2016). DCGAN. ICLR.
+    L. Metz, B. Poole, D. Pfau and J. Sohl-Dickstein (2017). Unrolled generative adversarial
+    networks. ICLR.
 """
 
 from dgm_lab.gan.losses import (
@@ -82,6 +87,7 @@ from dgm_lab.gan.training import (
     train_gan,
     train_toy_gan,
 )
+from dgm_lab.gan.unrolled import unrolled_parameters
 
 __all__ = [
     "DCGANDiscriminator",
@@ -117,6 +123,7 @@ __all__ = [
     "train_gan",
     "train_toy_gan",
     "truncated_normal",
+    "unrolled_parameters",
     "value_function",
     "wasserstein_1d",
     "wasserstein_generator_loss",

@@ -19,6 +19,7 @@ default. :func:`gan_updates` turns a config into the two :class:`dgm_lab.train.U
 References:
     I. Goodfellow et al. (2014). Generative adversarial nets, Algorithm 1.
     T. Salimans et al. (2016). Improved techniques for training GANs.
+    L. Metz et al. (2017). Unrolled generative adversarial networks, sec. 2.2.
     M. Arjovsky, S. Chintala and L. Bottou (2017). Wasserstein GAN, Algorithm 1.
     I. Gulrajani et al. (2017). Improved training of Wasserstein GANs, Algorithm 1.
 """
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.func import functional_call
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from dgm_lab._validation import (
@@ -49,6 +51,7 @@ from dgm_lab.gan.losses import (
 )
 from dgm_lab.gan.models import GAN, MLPDiscriminator, MLPGenerator
 from dgm_lab.gan.techniques import HistoricalAverage, feature_matching_loss, instance_noise_std
+from dgm_lab.gan.unrolled import UNROLL_OPTIMIZERS, unrolled_parameters
 from dgm_lab.train import History, TrainState, Update, fit
 
 __all__ = [
@@ -91,6 +94,12 @@ class GANConfig:
         lr_decay: decay both learning rates linearly to 0 over training (needs the number of
             steps: :func:`train_gan` gives it to :func:`gan_updates`), so that the last steps
             are small and the generator settles instead of circling.
+        unrolled_steps: the unrolled GAN (Metz et al., 2017): the generator's loss is taken
+            at the discriminator after that many more differentiable steps of its own
+            (:func:`~dgm_lab.gan.unrolled_parameters`; 0: off). Not with the Wasserstein loss
+            or feature matching.
+        unroll_optimizer: the unrolled steps' rule: ``"adam"`` (the discriminator's Adam,
+            continuing from its current moments and learning rate) or ``"sgd"``.
     """
 
     loss: str = "non_saturating"
@@ -110,6 +119,8 @@ class GANConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     d_lr: float | None = None
     lr_decay: bool = False
+    unrolled_steps: int = 0
+    unroll_optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         check_choice(self.loss, "loss", LOSSES)
@@ -134,6 +145,11 @@ class GANConfig:
             raise ValueError("weight_clip and gradient_penalty belong to loss='wasserstein'")
         if self.loss == "wasserstein" and self.real_label != 1.0:
             raise ValueError("label smoothing needs labels: not with loss='wasserstein'")
+        check_int(self.unrolled_steps, "unrolled_steps", minimum=0)
+        check_choice(self.unroll_optimizer, "unroll_optimizer", UNROLL_OPTIMIZERS)
+        if self.unrolled_steps and (self.loss == "wasserstein" or self.feature_matching):
+            raise ValueError("unrolled_steps unrolls the discriminator's cross-entropy: not "
+                             "with loss='wasserstein' or feature_matching")
 
     def replace(self, **changes: object) -> GANConfig:
         """A copy with some fields changed (``dataclasses.replace``)."""
@@ -151,6 +167,7 @@ VARIANTS: dict[str, GANConfig] = {
     "label_smoothing": GANConfig(real_label=0.9),
     "virtual_batch_norm": GANConfig(virtual_batch_norm=True),
     "instance_noise": GANConfig(instance_noise=0.3),
+    "unrolled": GANConfig(unrolled_steps=5),
     "wgan": GANConfig(loss="wasserstein", n_critic=5, weight_clip=0.05, lr=1e-4,
                       betas=(0.5, 0.9)),
     "wgan_gp": GANConfig(loss="wasserstein", n_critic=5, gradient_penalty=0.1,
@@ -299,11 +316,29 @@ def gan_updates(gan: GAN, config: GANConfig | None = None, *,
                                                                              y))
         elif wasserstein:
             loss = wasserstein_generator_loss(model.discriminate(noisy(fake, state), y))
+        elif config.unrolled_steps:
+            loss = generator_loss(unrolled_logits(model, noisy(x, state), noisy(fake, state), y),
+                                  config.loss)
         else:
             loss = generator_loss(model.discriminate(noisy(fake, state), y), config.loss)
         if averages is not None:
             loss = loss + config.historical_averaging * averages[1].penalty(model.generator)
         return loss
+
+    def unrolled_logits(model: GAN, x: torch.Tensor, fake: torch.Tensor,
+                        y: torch.Tensor | None) -> torch.Tensor:
+        """The logits of ``fake`` under the discriminator unrolled on this very batch."""
+        def d_objective(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            return discriminator_loss(functional_call(d_net, params, (x, y)),
+                                      functional_call(d_net, params, (fake, y)),
+                                      config.real_label)
+
+        group = d_opt.param_groups[0]
+        adam_state = {name: d_opt.state.get(p) for name, p in d_net.named_parameters()}
+        params = unrolled_parameters(d_net, d_objective, config.unrolled_steps, lr=group["lr"],
+                                     optimizer=config.unroll_optimizer, betas=group["betas"],
+                                     eps=group["eps"], adam_state=adam_state)
+        return functional_call(d_net, params, (fake, y))
 
     def after_d(model: GAN) -> None:
         if config.weight_clip is not None:
