@@ -53,7 +53,7 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -827,7 +827,8 @@ class AdversarialAutoencoder(nn.Module):
 
 
 def aae_losses(aae: AdversarialAutoencoder, *, lr: float = 1e-3, lr_adversarial: float = 2e-4,
-               betas: tuple[float, float] = (0.5, 0.999)) -> list:
+               betas: tuple[float, float] = (0.5, 0.999), input_noise: float = 0.0,
+               decay_epochs: int | None = None) -> list:
     r"""The three updates of one AAE training step, for :func:`dgm_lab.train.fit`.
 
     1. ``"recon"``: encoder and decoder minimise :math:`-\log p(x \mid f(x))` (Adam, ``lr``);
@@ -838,21 +839,49 @@ def aae_losses(aae: AdversarialAutoencoder, *, lr: float = 1e-3, lr_adversarial:
 
     The adversarial optimisers use Adam with ``lr_adversarial`` and ``betas``, as for GANs.
 
+    Arguments:
+        aae: the model whose parameters the three optimisers hold.
+        lr: Adam's learning rate of the reconstruction update.
+        lr_adversarial: Adam's learning rate of the discriminator and encoder updates.
+        betas: Adam's betas of the adversarial updates.
+        input_noise: in training, the encoder sees :math:`x + \sigma \epsilon`,
+            :math:`\epsilon \sim \mathcal N(0, I)`, with :math:`\sigma` = ``input_noise`` in the
+            data's units, and the decoder must rebuild the clean :math:`x` (a denoising
+            encoder, Vincent et al., 2008). The discriminator then sees codes of a
+            neighbourhood of every training image, not of the image alone, so that the codes
+            of unseen images follow the prior too. 0 (default): the plain AAE.
+        decay_epochs: if given, every learning rate decays along a cosine to 5 % of its start
+            over this many epochs (one scheduler step per epoch; pass the training's epochs).
+
     Returns:
         A list of :class:`dgm_lab.train.Update`.
+
+    References:
+        A. Makhzani et al. (2016). Adversarial autoencoders. ICLR workshop, section 2.
+
+    Example:
+        >>> history = fit(aae, aae_losses(aae, input_noise=2.0, decay_epochs=200), x, epochs=200)
     """
     from dgm_lab.train import Update
 
     check_positive(lr, "lr")
     check_positive(lr_adversarial, "lr_adversarial")
+    input_noise = check_non_negative(input_noise, "input_noise")
+    if decay_epochs is not None:
+        decay_epochs = check_int(decay_epochs, "decay_epochs")
     ae = aae.autoencoder
-    encoder_params = list(ae.encoder.parameters())
+
+    def code(model: AdversarialAutoencoder, x: torch.Tensor) -> torch.Tensor:
+        if input_noise:
+            x = x.to(model.autoencoder.dtype) + input_noise * randn(
+                x.shape, None, device=x.device, dtype=torch.float32).to(model.autoencoder.dtype)
+        return model.autoencoder._encode(x)[0]
 
     def recon(model: AdversarialAutoencoder, x: torch.Tensor) -> torch.Tensor:
-        return -model.autoencoder._log_likelihood(x, model.autoencoder._encode(x)[0]).mean()
+        return -model.autoencoder._log_likelihood(x, code(model, x)).mean()
 
     def discriminator(model: AdversarialAutoencoder, x: torch.Tensor) -> dict:
-        codes = model.autoencoder._encode(x)[0].detach()
+        codes = code(model, x).detach()
         prior = model.prior.sample(len(x)).to(codes)
         real, fake = model.discriminator(prior), model.discriminator(codes)
         loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
@@ -861,14 +890,20 @@ def aae_losses(aae: AdversarialAutoencoder, *, lr: float = 1e-3, lr_adversarial:
                                                  + (fake < 0).float().mean())}
 
     def generator(model: AdversarialAutoencoder, x: torch.Tensor) -> torch.Tensor:
-        fake = model.discriminator(model.autoencoder._encode(x)[0])
+        fake = model.discriminator(code(model, x))
         return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
-    return [Update(recon, torch.optim.Adam(ae.parameters(), lr), name="recon"),
-            Update(discriminator, torch.optim.Adam(aae.discriminator.parameters(),
-                                                   lr_adversarial, betas=betas), name="d"),
-            Update(generator, torch.optim.Adam(encoder_params, lr_adversarial, betas=betas),
-                   name="g")]
+    def update(loss: Callable, params: Iterable[torch.Tensor], rate: float, name: str,
+               **adam: object) -> Update:
+        optimizer = torch.optim.Adam(params, rate, **adam)
+        scheduler = None if decay_epochs is None else torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, decay_epochs, eta_min=0.05 * rate)
+        return Update(loss, optimizer, scheduler=scheduler, name=name)
+
+    return [update(recon, ae.parameters(), lr, "recon"),
+            update(discriminator, aae.discriminator.parameters(), lr_adversarial, "d",
+                   betas=betas),
+            update(generator, ae.encoder.parameters(), lr_adversarial, "g", betas=betas)]
 
 
 # --------------------------------------------------------------------------------------

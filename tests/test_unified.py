@@ -21,7 +21,13 @@ import torch
 from dgm_lab import results
 from dgm_lab.data import load_digits
 from dgm_lab.gan import toy_mode_coverage
-from dgm_lab.vae import AdversarialAutoencoder, GaussianMixturePrior, aae_losses, mmd_squared
+from dgm_lab.vae import (
+    AdversarialAutoencoder,
+    GaussianMixturePrior,
+    aae_losses,
+    mmd_squared,
+    mmd_test,
+)
 from dgm_lab.variational import kl_on_grid
 
 sys.path.insert(0, str(results.ROOT / "benchmarks"))
@@ -151,6 +157,57 @@ def test_aae_adversarial_losses_are_the_cross_entropies():
                                                    rel=1e-6)
 
 
+def test_aae_input_noise_codes_a_noisy_copy_and_the_rates_decay_to_5_percent():
+    torch.manual_seed(0)
+    x = load_digits("train", form="levels")[0][:40]
+    model = AdversarialAutoencoder(64, GaussianMixturePrior.ring(4), 16,
+                                   likelihood="beta_binomial").standardize(x)
+    updates = aae_losses(model, input_noise=2.0, decay_epochs=4)
+    recon, _, gen = (u.loss for u in updates)
+    torch.manual_seed(7)
+    noisy = x.float() + 2.0 * torch.randn(x.shape)
+    with torch.no_grad():
+        z = model.autoencoder._encode(noisy)[0]  # a noisy copy is no valid 0..16 level
+        expected = -model.autoencoder.log_likelihood(x, z).mean().item()
+        fake = model.discriminator(z).double().numpy()[:, 0]
+    torch.manual_seed(7)  # the same noise inside the loss: the decoder rebuilds the clean x
+    assert recon(model, x).item() == pytest.approx(expected, rel=1e-5)
+    torch.manual_seed(7)
+    assert gen(model, x).item() == pytest.approx(_softplus(-fake).mean(), rel=1e-5)
+    assert (z - model.encode(x)).abs().max() > 1e-2  # the noise reaches the codes
+    for u, start in zip(updates, (1e-3, 2e-4, 2e-4), strict=True):
+        for _ in range(4):
+            u.optimizer.step()
+            u.scheduler.step()
+        assert u.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * start)
+    assert all(u.scheduler is None for u in aae_losses(model))
+    with pytest.raises(ValueError, match="input_noise"):
+        aae_losses(model, input_noise=-1.0)
+
+
+def test_mmd_at_the_median_bandwidth_is_blind_to_gaps_that_the_narrow_kernel_sees():
+    # the two-sample test of the AAE's codes, on samples of known answer at its sample size:
+    # draws of the ring prior, half of them moved into the gaps between the components,
+    # against fresh draws of the prior (benchmarks/ch12_results.py's docstring states this)
+    prior = GaussianMixturePrior.ring(**ch12.PRIOR).double()
+    g = torch.Generator().manual_seed(0)
+
+    def gapped(n, share=0.5):
+        z = prior.sample(n, g)
+        k = int(share * n)
+        angle = (torch.randint(10, (k,), generator=g) + 0.5) * (2 * np.pi / 10)
+        z[:k] = ch12.PRIOR["radius"] * torch.stack([angle.cos(), angle.sin()], 1) + (
+            ch12.PRIOR["std"] * torch.randn(k, 2, generator=g, dtype=torch.float64))
+        return z
+
+    def p_values(bandwidth, reps=6):
+        return np.array([mmd_test(gapped(360), prior.sample(360, g), permutations=50,
+                                  bandwidth=bandwidth, generator=g)[1] for _ in range(reps)])
+
+    assert (p_values(None) < 0.05).mean() <= 1 / 6
+    assert (p_values(ch12.PRIOR["std"]) < 0.05).mean() >= 5 / 6
+
+
 # --------------------------------------------------------------------------------------
 # the committed models reproduce the figures the page quotes, and meet the chapter's bars
 # --------------------------------------------------------------------------------------
@@ -160,10 +217,20 @@ def test_recorded_aae_figures_reproduce_and_meet_the_bars(aae):
         codes, prior = ch12.codes_and_prior(aae, split)
         assert mmd_squared(codes, prior).item() == pytest.approx(
             recorded("aae", "digits-levels", split, "mmd2"), abs=1e-9)
-    # what the page says of the test at the median bandwidth: no evidence at the 5 % level on
-    # the test split, and just below 5 % on the validation split (the bar is met only there)
-    assert recorded("aae", "digits-levels", "test", "mmd-p-value") > 0.05
-    assert 0.01 < recorded("aae", "digits-levels", "val", "mmd-p-value") < 0.05
+    # the bar "the codes match the prior", on held-out codes: no two-sample test rejects at the
+    # 5 % level, at the median width or at the components' width, on either split ...
+    for split in ("val", "test"):
+        for metric in ("mmd-p-value", "mmd-p-value-narrow"):
+            assert recorded("aae", "digits-levels", split, metric) > 0.05, (split, metric)
+        # ... and few codes fall in the gaps: a first version left a third of them there
+        share = ch12.outside_share(ch12.codes_and_prior(aae, split)[0], aae.prior)
+        assert share == pytest.approx(recorded("aae", "digits-levels", split,
+                                               "outside-3std-share"), abs=1e-9)
+        assert share < 0.05
+    prior_share = recorded("ring-prior", "prior", "samples", "outside-3std-share")
+    # a draw further than 3 std from every component is further than 3 std from its own: at
+    # most the chi-square(2) tail, less the draws that land near a neighbouring component
+    assert 0.003 < prior_share < scipy.stats.chi2(2).sf(9)
     with torch.no_grad():
         nll = aae.reconstruction_nll(ch12.digits("test")[0]).mean().item()
     assert nll == pytest.approx(recorded("aae", "digits-levels", "test", "recon-nll"), rel=1e-5)
