@@ -171,10 +171,17 @@ def test_aae_input_noise_codes_a_noisy_copy_and_the_rates_decay_to_5_percent():
         expected = -model.autoencoder.log_likelihood(x, z).mean().item()
         fake = model.discriminator(z).double().numpy()[:, 0]
     torch.manual_seed(7)  # the same noise inside the loss: the decoder rebuilds the clean x
-    assert recon(model, x).item() == pytest.approx(expected, rel=1e-5)
+    assert recon(model, x).item() == pytest.approx(expected, rel=1e-7)
     torch.manual_seed(7)
-    assert gen(model, x).item() == pytest.approx(_softplus(-fake).mean(), rel=1e-5)
+    assert gen(model, x).item() == pytest.approx(_softplus(-fake).mean(), rel=1e-7)
     assert (z - model.encode(x)).abs().max() > 1e-2  # the noise reaches the codes
+    with torch.no_grad():  # and the untrained model's loss, by more than the tolerance above
+        clean = -model.autoencoder.log_likelihood(x, model.encode(x)).mean().item()
+    assert abs(clean - expected) > 1e-6 * abs(expected)
+    # the adversarial "generator" is the encoder alone; the discriminator update its own net
+    held = [{id(p) for p in u.optimizer.param_groups[0]["params"]} for u in updates]
+    assert held[1] == {id(p) for p in model.discriminator.parameters()}
+    assert held[2] == {id(p) for p in model.autoencoder.encoder.parameters()}
     for u, start in zip(updates, (1e-3, 2e-4, 2e-4), strict=True):
         for _ in range(4):
             u.optimizer.step()
