@@ -30,13 +30,16 @@ def _new_ax(ax: Axes | None, size: tuple[float, float] = (4, 4)) -> Axes:
 
 def image_grid(images: torch.Tensor | np.ndarray, *, nrow: int = 8,
                image_shape: tuple[int, int] | None = None, ax: Axes | None = None,
-               title: str | None = None, cmap: str = "gray_r", pad: int = 1) -> Axes:
+               title: str | None = None, cmap: str = "gray_r", pad: int = 1,
+               pad_value: float = 0.0) -> Axes:
     """Show ``images`` as one tiled picture.
 
     Arguments:
         images: ``[n, h, w]``, ``[n, 1, h, w]`` or flat ``[n, h*w]`` with values in [0, 1]
             (flat square images are reshaped; pass ``image_shape`` otherwise).
         nrow: images per row.
+        pad_value: the value of the lines between images (0, white in ``gray_r``; 0.5, the
+            neutral middle of a diverging map such as ``RdBu_r``, for signed weights).
     """
     x = as_float_tensor(images, "images").detach().cpu()
     nrow = check_int(nrow, "nrow")
@@ -56,7 +59,9 @@ def image_grid(images: torch.Tensor | np.ndarray, *, nrow: int = 8,
     n, h, w = x.shape
     ncol = min(nrow, n)
     rows = -(-n // ncol)
-    canvas = torch.zeros(rows * (h + pad) + pad, ncol * (w + pad) + pad)
+    if not (isinstance(pad_value, (int, float)) and 0.0 <= pad_value <= 1.0):
+        raise ValueError(f"pad_value must be a number in [0, 1], got {pad_value!r}")
+    canvas = torch.full((rows * (h + pad) + pad, ncol * (w + pad) + pad), float(pad_value))
     for i in range(n):
         r, c = divmod(i, ncol)
         canvas[pad + r * (h + pad): pad + r * (h + pad) + h,

@@ -130,6 +130,15 @@ def test_large_weights_do_not_overflow_and_float32_agrees():
     assert f32.item() == pytest.approx(exact.item(), rel=1e-6)
 
 
+def test_integer_weights_are_computed_in_float32_as_documented():
+    """The docstring: integer weights give a float32 result (not an integer one, not float64)."""
+    w, b = random_machine(6, seed=4, scale=3.0)
+    w, b = w.round(), b.round()
+    got = log_partition(w.long(), b.long())
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(log_partition(w, b).item(), rel=1e-6)
+
+
 def test_the_chunked_sum_covers_every_state():
     """18 units: 2^18 states, several chunks; zero weights give log Z = sum log(1 + e^b)."""
     g = torch.Generator().manual_seed(0)

@@ -421,6 +421,21 @@ def test_runner_call_returns_the_gradient_the_check_asks_for(kind, body, message
     assert runner.call(lambda: 1 / 0, (), {})["error"]["type"] == "ZeroDivisionError"
 
 
+def test_runner_call_names_the_inputs_an_answer_changed_in_place():
+    """An in-place update returns the right values but changes the caller's data (the lab-4
+    defect: ``weight += ...`` had full marks); the grader fails the case on "changed"."""
+    def update(x, a, *, w):
+        x.mul_(1.0)  # the same values, NaN included: not a change
+        a += 1
+        w[0] = 5.0
+        return a
+    x = torch.tensor([1.0, float("nan")])
+    result = runner.call(update, (x, np.zeros(3)), {"w": torch.zeros(2)})
+    assert result["changed"] == ["a", "w"] and result["value"].tolist() == [1.0] * 3
+    assert "changed" not in runner.call(lambda t: t * 2, (torch.ones(2),), {})
+    assert "changed" not in runner.call(lambda t: t, (torch.ones(2, dtype=torch.int64),), {})
+
+
 def load_lab_from_text(text: str) -> Lab:
     namespace: dict = {}
     exec(text, namespace)  # noqa: S102 - a test's own check file
@@ -658,6 +673,8 @@ def test_the_seed_reproduces_the_cases_and_is_logged(lab, tmp_path):
      "your answer cell ex1_code raised SyntaxError at line 1: expected ':'"),
     ("returns a generator", "def add(a, b):\n    yield a\n",
      "returned a generator; expected a numpy array"),
+    ("changes an input", "def add(a, b):\n    a += b\n    return a\n",
+     "your function changed its input a in place: leave the inputs as they were"),
 ])
 def test_each_way_of_failing_costs_that_exercise_only(lab, tmp_path, kind, body, message):
     report = grade_submission(lab, submit(lab, tmp_path / "s.ipynb", ex1_code=body), limits=FAST)

@@ -320,6 +320,7 @@ def test_hidden_checks_pass_the_solution_on_many_seeds_and_fail_a_perturbed_one(
                 result = safe_format.call(namespace[ex.function], case.args, case.kwargs,
                                           list(ex.gradient_of))
                 assert "error" not in result, (lab, ex.function, case.label, result)
+                assert "changed" not in result, (lab, ex.function, case.label, result["changed"])
                 result = _through_the_format(result, tmp_path)
                 problem = _problem(ex, case, result)
                 assert problem is None, (

@@ -17,6 +17,15 @@ def test_image_grid_tiles_images_in_order():
     # image 4 (value 1.0) is second in the second row
     assert canvas[1 + 9 + 3, 1 + 9 + 3] == pytest.approx(1.0)
     assert canvas[1 + 3, 1 + 2 * 9 + 3] == pytest.approx(0.5)
+    assert canvas[0, 0] == canvas[9, 5] == 0.0  # the lines between images
+
+
+def test_image_grid_pads_with_the_value_asked_for():
+    """Signed filters on a diverging map want neutral lines (0.5), not the end of the map."""
+    canvas = image_grid(torch.ones(2, 4, 4), nrow=2, pad_value=0.5).get_images()[0].get_array()
+    assert canvas[0, 0] == canvas[2, 5] == 0.5 and canvas[2, 2] == 1.0
+    with pytest.raises(ValueError, match="pad_value"):
+        image_grid(torch.ones(2, 4, 4), pad_value=2.0)
 
 
 def test_image_grid_rejects_bad_shapes():

@@ -194,7 +194,8 @@ def log_partition(weights: torch.Tensor, bias: torch.Tensor, *,
         units: ``"binary"`` (0/1) or ``"spin"`` (-1/+1).
 
     Returns:
-        A 0-dimensional tensor in the dtype of ``weights``.
+        A 0-dimensional tensor in the dtype of ``weights`` when it is floating-point;
+        integer weights are computed in float32, like every integer input of dgm_lab.
 
     References:
         Ackley, Hinton & Sejnowski (1985), the Boltzmann distribution.

@@ -457,6 +457,13 @@ def _judge(exercise: Exercise, cases: list[Case], results: object, lab: LabSourc
                 message = "your function " + error_message(error, lab.lab, limits)
             out.append(CaseResult(case.label, case.weight, False, message))
             continue
+        changed = result.get("changed")
+        if isinstance(changed, list) and changed and all(isinstance(n, str) for n in changed):
+            names = ", ".join(n[:100] for n in changed[:10])
+            out.append(CaseResult(case.label, case.weight, False,
+                                  f"your function changed its input {names} in place: leave the "
+                                  "inputs as they were and return new values"))
+            continue
         compare = case.compare or exercise.compare
         try:
             problem = compare(result.get("value"), case)

@@ -34,6 +34,7 @@ its type, so the grader can say what the function returned.
 from __future__ import annotations
 
 import builtins
+import inspect
 import json
 import os
 import signal
@@ -369,6 +370,9 @@ def call(function: Any, args: Any, kwargs: Any, gradient_of: Any = ()) -> dict:
     not depend on through autograd), or :data:`NOT_DIFFERENTIABLE` when the returned value
     carries no gradient at all (detached, computed under ``torch.no_grad()``, a number). This
     is how a check tells a loss that can train a network from one that only has its value.
+
+    A tensor or array argument that the function changed in place is named in
+    ``"changed"`` (the exercises ask for new values; a caller's data must not change).
     """
     start = time.perf_counter()
     try:
@@ -378,13 +382,54 @@ def call(function: Any, args: Any, kwargs: Any, gradient_of: Any = ()) -> dict:
             for index in gradient_of:
                 args[index] = args[index].detach().requires_grad_(True)
                 inputs.append(args[index])
+        before = _snapshot(function, args, kwargs)
         value = function(*args, **kwargs)
         result = {"value": value, "seconds": time.perf_counter() - start}
+        changed = [name for name, arg, copy in before if not _same(arg, copy)]
+        if changed:
+            result["changed"] = changed
         if gradient_of:
             result["gradient"] = _gradient(value, inputs)
         return result
     except BaseException as err:  # noqa: BLE001 - whatever the student's code raises
         return {"error": describe_error(err)}
+
+
+def _snapshot(function: Any, args: Any, kwargs: Any) -> list[tuple[str, Any, Any]]:
+    """``(name, argument, copy)`` for every tensor / array argument, named as the function's
+    parameters are (``argument 2`` when its signature cannot be read)."""
+    try:
+        names = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        names = []
+    named = [(names[i] if i < len(names) else f"argument {i + 1}", a) for i, a in enumerate(args)]
+    named += list(kwargs.items())
+    out = []
+    for name, arg in named:
+        if isinstance(arg, np.ndarray):
+            out.append((name, arg, arg.copy()))
+        elif _is_tensor(arg):
+            out.append((name, arg, arg.detach().clone()))
+    return out
+
+
+def _is_tensor(value: object) -> bool:
+    torch = sys.modules.get("torch")  # only a lab that imports torch can pass a tensor
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _same(arg: Any, copy: Any) -> bool:
+    """Whether ``arg`` still holds what ``copy`` does (NaN equal to NaN)."""
+    if isinstance(arg, np.ndarray):
+        return arg.shape == copy.shape and arg.dtype == copy.dtype and bool(
+            np.array_equal(arg, copy, equal_nan=arg.dtype.kind in "fc"))
+    if arg.shape != copy.shape or arg.dtype != copy.dtype:
+        return False
+    arg = arg.detach()
+    if arg.is_floating_point() or arg.is_complex():
+        return bool(_torch().equal(arg.isnan(), copy.isnan())
+                    and _torch().equal(arg.nan_to_num(0.0), copy.nan_to_num(0.0)))
+    return bool(_torch().equal(arg, copy))
 
 
 def _gradient(value: object, inputs: list) -> object:

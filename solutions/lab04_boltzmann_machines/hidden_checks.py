@@ -6,7 +6,15 @@ handle and the edge case it is about, and one float32 case with looser tolerance
 to overflow a plain ``exp`` (exercise 1), hidden pre-activations far in the tail (exercise 2:
 ``softplus``, not ``log(1 + exp)``), a single chain and a single unit (exercises 3 and 4),
 and CD-k with k from 1 to 5 (exercise 4). The one-unit cases weigh a quarter: a wrong answer
-often gets them right by chance.
+often gets them right by chance. The cases an exercise is about (spins and large weights in
+exercise 1, the tail in exercise 2) weigh three, so an answer that misses one of them keeps
+about half the points.
+
+Exercise 1 returns one number: its expected value is a Python float, so a float, a numpy
+scalar or a 0-dimensional tensor all pass (docs/grading.md, "Scalars"), and its float32 case
+checks that the answer runs on float32 inputs. The sampling exercises return tensors of
+zeros and ones, which ``exact()`` would accept in any floating dtype: a check on the dtype
+holds them to the docstring (the dtype of ``v``).
 
 The sampling exercises receive their uniforms as inputs, so their expected outputs are
 determined. The grader draws each uniform at least ``MARGIN`` away from the probability it is
@@ -22,7 +30,7 @@ import numpy as np
 import torch
 
 from dgm_lab import energy as ref
-from dgm_lab.grading import Case, Exercise, Lab, close, exact
+from dgm_lab.grading import Case, Exercise, Lab, all_of, close, exact, satisfies
 
 F32 = "float32"
 MARGIN = 1e-3
@@ -31,7 +39,8 @@ MARGIN = 1e-3
 
 
 def reference_log_partition(weights, bias, units):
-    return ref.log_partition(weights, bias, units=units)
+    """log Z as a Python float: a number may come back in any form (float, 0-dim tensor)."""
+    return ref.log_partition(weights, bias, units=units).item()
 
 
 def reference_free_energy(v, weight, visible_bias, hidden_bias):
@@ -95,15 +104,18 @@ def _f32(args: tuple) -> tuple:
 
 
 def log_partition_cases(rng: np.random.Generator):
-    kinds = [(1, "binary", 1.0), (int(rng.integers(2, 7)), "binary", 1.0),
-             (int(rng.integers(8, 15)), "binary", 0.5), (int(rng.integers(2, 9)), "spin", 1.0),
-             (int(rng.integers(3, 8)), "binary", 400.0),  # energies of -1e3: exp overflows
-             (int(rng.integers(3, 8)), "spin", 400.0)]
-    for d, units, scale in kinds:
+    # The two points of the exercise weigh most: spins (3) and large weights (3 each), so an
+    # answer that ignores either keeps about half the points, not two thirds.
+    kinds = [(1, "binary", 1.0, 0.25), (int(rng.integers(2, 7)), "binary", 1.0, 1.0),
+             (int(rng.integers(8, 15)), "binary", 0.5, 1.0),
+             (int(rng.integers(2, 9)), "spin", 1.0, 3.0),
+             (int(rng.integers(3, 8)), "binary", 400.0, 3.0),  # energies of -1e3: exp overflows
+             (int(rng.integers(3, 8)), "spin", 400.0, 3.0)]
+    for d, units, scale, weight in kinds:
         w, b = _symmetric(rng, d, scale), _normal(rng, d, scale=scale)
         yield Case((w, b, units), expected=reference_log_partition(w, b, units),
                    label=f"float64, d={d}, {units} units" + (", large weights" * (scale > 10)),
-                   weight=0.25 if d == 1 else 1.5 if units == "spin" else 1.0)
+                   weight=weight)
     d = int(rng.integers(3, 10))
     w, b = _symmetric(rng, d, 1.0), _normal(rng, d)
     yield Case((w.float(), b.float(), "binary"), expected=reference_log_partition(w, b, "binary"),
@@ -125,8 +137,9 @@ def free_energy_cases(rng: np.random.Generator):
         if i == 3:
             v = torch.as_tensor(rng.random((n, nv)))  # probabilities: the formula still holds
             label += ", v in [0, 1]"
+        # the tail case is what the exercise is about: log(1 + exp) keeps about half the points
         yield Case((v, w, b, c), expected=reference_free_energy(v, w, b, c),
-                   label=f"float64, {label}", weight=0.25 if i == 0 else 1.0)
+                   label=f"float64, {label}", weight=(0.25, 1.0, 3.0, 1.0)[i])
     n, nv, nh = int(rng.integers(2, 40)), int(rng.integers(5, 70)), int(rng.integers(5, 40))
     v, (w, b, c) = _binary(rng, n, nv), _rbm(rng, nv, nh)
     yield Case(_f32((v, w, b, c)), expected=reference_free_energy(v, w, b, c),
@@ -190,14 +203,21 @@ def cd_cases(rng: np.random.Generator):
 
 CD_NAMES = ("weight", "visible_bias", "hidden_bias")
 
+
+def _in_dtype_of_v(got, case) -> bool:
+    return all(isinstance(g, torch.Tensor) and g.dtype == case.args[0].dtype for g in got)
+
+
 LAB = Lab(exercises=[
     Exercise(answer="ex1_code", test="ex1_tests", function="log_partition",
              cases=log_partition_cases, compare=close(rtol=1e-9, atol=1e-9)),
     # torch's softplus returns a itself above a = 20 (an error of 2e-9): either form passes
     Exercise(answer="ex2_code", test="ex2_tests", function="free_energy",
              cases=free_energy_cases, compare=close(rtol=1e-7, atol=1e-7)),
+    # exact() lets a float32 result of 0/1 pass for float64 inputs; the docstring wants v's dtype
     Exercise(answer="ex3_code", test="ex3_tests", function="gibbs_step", cases=gibbs_cases,
-             compare=exact(names=("h", "v_new"))),
+             compare=all_of(exact(names=("h", "v_new")), satisfies(
+                 _in_dtype_of_v, "h and v_new must be float tensors in the dtype of v"))),
     Exercise(answer="ex4_code", test="ex4_tests", function="cd_update", cases=cd_cases,
              compare=close(rtol=1e-8, atol=1e-9, names=CD_NAMES)),
 ])
