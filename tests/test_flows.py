@@ -225,6 +225,18 @@ def test_logit_density_is_the_logit_normal_of_torch_distributions():
     torch.testing.assert_close(flow.log_prob(x), logit_normal.log_prob(x).sum(1))
 
 
+def test_logit_and_actnorm_initialisation_reject_input_they_cannot_take():
+    """A point outside the unit cube has no logit: a clear error, not a NaN log-density; an
+    integer batch is named, not left to a RuntimeError deep in torch.mean."""
+    flow = Flow(Logit(2), 2)
+    for outside in ([[1.5, 0.5]], [[0.5, -0.01]]):
+        with pytest.raises(ValueError, match="x must lie in \\[0, 1\\]"):
+            flow.log_prob(torch.tensor(outside))
+    assert torch.isfinite(flow.log_prob(torch.tensor([[0.0, 1.0]]))).all()  # the closed cube
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        actnorm_parameters(torch.ones(4, 2, dtype=torch.long))
+
+
 def test_coupling_layers_leave_the_masked_half_alone_and_nice_preserves_volume():
     mask = alternating_mask(6, 1)
     x = torch.randn(10, 6, dtype=torch.float64)

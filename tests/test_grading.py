@@ -434,6 +434,27 @@ def test_runner_call_names_the_inputs_an_answer_changed_in_place():
     assert result["changed"] == ["a", "w"] and result["value"].tolist() == [1.0] * 3
     assert "changed" not in runner.call(lambda t: t * 2, (torch.ones(2),), {})
     assert "changed" not in runner.call(lambda t: t, (torch.ones(2, dtype=torch.int64),), {})
+def test_runner_call_differentiates_every_part_of_a_returned_tuple():
+    """A flow layer returns (z, logdet): the gradient is that of z.sum() + logdet.sum(), so
+    an answer that detaches either part (or both) no longer matches the reference's (the
+    lab-9 defect: a detached coupling layer had full marks)."""
+    w = torch.tensor([0.5, -2.0], dtype=torch.float64)
+
+    def layer(x, w, detach=()):
+        z, logdet = x * w.exp(), w.sum().expand(len(x))
+        return tuple(p.detach() if i in detach else p for i, p in enumerate((z, logdet)))
+
+    x = torch.tensor([[1.0, 3.0], [2.0, -1.0]], dtype=torch.float64)
+    want = x.sum(0) * w.exp() + len(x)  # d/dw of sum(z) + sum(logdet), by hand
+    got = runner.call(layer, (x, w), {}, [1])["gradient"]
+    torch.testing.assert_close(got[0], want)
+    for detach in ((0,), (1,)):
+        got = runner.call(lambda x, w, d=detach: layer(x, w, d), (x, w), {}, [1])["gradient"]
+        assert not torch.allclose(got[0], want), detach
+    both = runner.call(lambda x, w: layer(x, w, (0, 1)), (x, w), {}, [1])["gradient"]
+    assert both == runner.NOT_DIFFERENTIABLE
+    as_list = runner.call(lambda x, w: [p.numpy() for p in layer(x, w, (0, 1))], (x, w), {}, [1])
+    assert as_list["gradient"] == runner.NOT_DIFFERENTIABLE
 
 
 def load_lab_from_text(text: str) -> Lab:

@@ -132,11 +132,25 @@ def _maf_transform(features: int, n_layers: int, hidden: Sequence[int],
 
 def maf(features: int, n_layers: int = 5, hidden: Sequence[int] = (64, 64), *,
         max_log_scale: float = 3.0, normalize: bool = True) -> Flow:
-    """A masked autoregressive flow: ``n_layers`` MADE affine layers, reversing the order of
+    r"""A masked autoregressive flow: ``n_layers`` MADE affine layers, reversing the order of
     the features between layers (Papamakarios et al., 2017, section 3), each followed by a
     learned elementwise affine layer when ``normalize`` (the paper uses batch norm there).
 
     ``log_prob`` costs one pass per layer; ``sample`` costs ``features`` passes per layer.
+
+    Arguments:
+        features: :math:`D` (>= 2).
+        n_layers: the number of MADE layers.
+        hidden: the hidden sizes of each MADE.
+        max_log_scale: the soft bound :math:`c \tanh(s / c)` on every log-scale.
+        normalize: a learned elementwise affine layer after every MADE layer.
+
+    Returns:
+        A :class:`~dgm_lab.flows.base.Flow` on ``[n, features]`` with a standard normal base.
+
+    References:
+        G. Papamakarios, T. Pavlakou and I. Murray (2017). Masked autoregressive flow for
+        density estimation. NeurIPS (eq. 2-4).
 
     Example:
         >>> flow = maf(2, n_layers=3, hidden=[32])
@@ -153,6 +167,16 @@ def iaf(features: int, n_layers: int = 5, hidden: Sequence[int] = (64, 64), *,
     Its noise-to-data direction is MAF's one-pass data-to-noise direction, so sampling (and
     :meth:`~dgm_lab.flows.base.Flow.sample_with_log_prob`) costs one pass per layer, while
     ``log_prob`` of a given point costs ``features`` passes per layer (Kingma et al., 2016).
+
+    Arguments:
+        features, n_layers, hidden, max_log_scale, normalize: as in :func:`maf`.
+
+    Returns:
+        A :class:`~dgm_lab.flows.base.Flow` on ``[n, features]`` with a standard normal base.
+
+    References:
+        D. P. Kingma, T. Salimans, R. Jozefowicz, X. Chen, I. Sutskever and M. Welling (2016).
+        Improved variational inference with inverse autoregressive flow. NeurIPS (eq. 10-11).
 
     Example:
         >>> flow = iaf(2, n_layers=3, hidden=[32])

@@ -307,6 +307,10 @@ class Logit(Transform):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_event(x, self.shape)
+        # outside [0, 1] the logit is NaN: say so instead of returning a NaN density
+        if bool(((x < 0) | (x > 1)).any()):
+            raise ValueError(f"x must lie in [0, 1] (the domain of Logit), got values in "
+                             f"[{x.min().item():.4g}, {x.max().item():.4g}]")
         y = self.alpha + (1 - 2 * self.alpha) * x
         z = torch.log(y) - torch.log1p(-y)
         logdet = math.log1p(-2 * self.alpha) - torch.log(y) - torch.log1p(-y)
@@ -435,6 +439,21 @@ def negative_log_likelihood(model: DensityModel, x: torch.Tensor) -> torch.Tenso
     """The loss of maximum-likelihood training, ``-model.log_prob(x).mean()`` (nats).
 
     Pass it to :func:`dgm_lab.train.fit`: ``fit(flow, negative_log_likelihood, x, epochs=50)``.
+
+    Arguments:
+        model: any :class:`~dgm_lab.model.DensityModel` (a flow).
+        x: a batch ``[n, *event_shape]``.
+
+    Returns:
+        A 0-dim tensor that keeps its gradient.
+
+    References:
+        G. Papamakarios et al. (2021). Normalizing flows for probabilistic modeling and
+        inference. JMLR (eq. 13).
+
+    Example:
+        >>> negative_log_likelihood(Flow(ElementwiseAffine(2), 2), torch.zeros(3, 2))
+        tensor(1.8379, grad_fn=<NegBackward0>)
     """
     return -model.log_prob(x).mean()
 

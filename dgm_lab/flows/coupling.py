@@ -51,6 +51,16 @@ __all__ = ["AdditiveCoupling", "AffineCoupling", "ConvNet", "alternating_mask",
 def alternating_mask(features: int, parity: int = 0) -> torch.Tensor:
     """``[D]`` float mask with ones on the even (``parity=0``) or odd (``parity=1``) indices.
 
+    Arguments:
+        features: :math:`D` (>= 2).
+        parity: 0 or 1; the two parities are complementary.
+
+    Returns:
+        A float tensor ``[D]`` of zeros and ones (1: the coordinate is kept).
+
+    References:
+        L. Dinh, D. Krueger and Y. Bengio (2015). NICE. ICLR workshop (section 3.2).
+
     Example:
         >>> alternating_mask(5, 1)
         tensor([0., 1., 0., 1., 0.])
@@ -63,6 +73,22 @@ def checkerboard_mask(shape: Sequence[int], parity: int = 0) -> torch.Tensor:
     """``[C, H, W]`` float mask of a checkerboard over the pixels, the same in every channel.
 
     Pixel ``(i, j)`` is kept (mask 1) when ``i + j + parity`` is even (RealNVP, fig. 3 left).
+
+    Arguments:
+        shape: ``(C, H, W)``.
+        parity: 0 or 1; the two parities are complementary.
+
+    Returns:
+        A float tensor ``[C, H, W]`` of zeros and ones.
+
+    References:
+        L. Dinh, J. Sohl-Dickstein and S. Bengio (2017). Density estimation using Real NVP.
+        ICLR (section 3.4, fig. 3).
+
+    Example:
+        >>> checkerboard_mask((1, 2, 2))[0]
+        tensor([[1., 0.],
+                [0., 1.]])
     """
     c, h, w = _image_shape(shape)
     ij = torch.arange(h)[:, None] + torch.arange(w)[None, :]
@@ -70,8 +96,24 @@ def checkerboard_mask(shape: Sequence[int], parity: int = 0) -> torch.Tensor:
 
 
 def channel_mask(shape: Sequence[int], parity: int = 0) -> torch.Tensor:
-    """``[C, H, W]`` float mask keeping the first half of the channels (``parity=0``) or the
-    second half (``parity=1``) (RealNVP, fig. 3 right)."""
+    r"""``[C, H, W]`` float mask keeping the first half of the channels (``parity=0``) or the
+    second half (``parity=1``) (RealNVP, fig. 3 right).
+
+    Arguments:
+        shape: ``(C, H, W)`` with :math:`C \ge 2`.
+        parity: 0 or 1; the two parities are complementary.
+
+    Returns:
+        A float tensor ``[C, H, W]`` of zeros and ones.
+
+    References:
+        L. Dinh, J. Sohl-Dickstein and S. Bengio (2017). Density estimation using Real NVP.
+        ICLR (section 3.4, fig. 3).
+
+    Example:
+        >>> channel_mask((2, 1, 1)).flatten()
+        tensor([1., 0.])
+    """
     c, h, w = _image_shape(shape)
     if c < 2:
         raise ValueError(f"a channel mask needs at least 2 channels, got shape {(c, h, w)}")
@@ -103,6 +145,23 @@ def mlp(in_features: int, out_features: int, hidden: Sequence[int] = (64, 64), *
 
     A conditioner that outputs zeros makes its coupling layer the identity, so a deep flow
     starts as the base density and is stable from the first step (Glow, section 3.3).
+
+    Arguments:
+        in_features, out_features: the input and output widths.
+        hidden: the hidden widths.
+        activation: the nonlinearity between layers (a module class).
+        zero_last: start the last layer's weight and bias at zero.
+
+    Returns:
+        An ``nn.Sequential`` mapping ``[n, in_features]`` to ``[n, out_features]``.
+
+    References:
+        D. P. Kingma and P. Dhariwal (2018). Glow. NeurIPS (section 3.3, zero initialisation).
+
+    Example:
+        >>> net = mlp(2, 4, [8])
+        >>> net(torch.randn(3, 2)).abs().max().item()
+        0.0
     """
     sizes = [check_int(in_features, "in_features"), *[check_int(h, "hidden") for h in hidden],
              check_int(out_features, "out_features")]
@@ -266,6 +325,18 @@ def nice(features: int, n_layers: int = 4, hidden: Sequence[int] = (64, 64)) -> 
     """NICE on vectors: ``n_layers`` additive couplings with alternating masks, then the
     diagonal scaling (Dinh et al., 2015, section 5.1 used 4 couplings).
 
+    Arguments:
+        features: :math:`D` (>= 2).
+        n_layers: the number of additive couplings.
+        hidden: the hidden sizes of each coupling's network.
+
+    Returns:
+        A :class:`~dgm_lab.flows.base.Flow` on ``[n, features]`` with a standard normal base.
+
+    References:
+        L. Dinh, D. Krueger and Y. Bengio (2015). NICE: non-linear independent components
+        estimation. ICLR workshop (eq. 5-7, section 3.3).
+
     Example:
         >>> nice(2).log_prob(torch.zeros(1, 2)).shape
         torch.Size([1])
@@ -279,12 +350,26 @@ def nice(features: int, n_layers: int = 4, hidden: Sequence[int] = (64, 64)) -> 
 
 def real_nvp(features: int, n_layers: int = 8, hidden: Sequence[int] = (64, 64), *,
              max_log_scale: float = 3.0, normalize: bool = True) -> Flow:
-    """RealNVP on vectors: ``n_layers`` affine couplings with alternating masks.
+    r"""RealNVP on vectors: ``n_layers`` affine couplings with alternating masks.
 
     With ``normalize`` a learned :class:`~dgm_lab.flows.base.ElementwiseAffine` (an actnorm
     without data-dependent start) follows every coupling, and every other pair of layers
     reverses the order of the features so that, in more than two dimensions, different
     features meet in the conditioners.
+
+    Arguments:
+        features: :math:`D` (>= 2).
+        n_layers: the number of affine couplings.
+        hidden: the hidden sizes of each coupling's network.
+        max_log_scale: the soft bound :math:`c \tanh(s / c)` on every log-scale.
+        normalize: a learned elementwise affine layer after every coupling.
+
+    Returns:
+        A :class:`~dgm_lab.flows.base.Flow` on ``[n, features]`` with a standard normal base.
+
+    References:
+        L. Dinh, J. Sohl-Dickstein and S. Bengio (2017). Density estimation using Real NVP.
+        ICLR (eq. 6-9).
 
     Example:
         >>> flow = real_nvp(2, n_layers=4, hidden=[32])

@@ -80,6 +80,8 @@ def actnorm_parameters(x: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor
     """
     if not isinstance(x, torch.Tensor) or x.dim() not in (2, 4) or len(x) < 1:
         raise ValueError("x must be a tensor [n, C] or [n, C, H, W] with n >= 1")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
     dims = (0,) if x.dim() == 2 else (0, 2, 3)
     mean = x.mean(dims)
     std = x.var(dims, unbiased=False).sqrt()
@@ -212,11 +214,25 @@ def _image_flow(shape: Sequence[int], steps: list[Transform], logit: bool) -> Fl
 
 def glow(shape: Sequence[int] = (1, 8, 8), n_steps: int = 8, hidden: int = 64, *,
          logit: bool = True, max_log_scale: float = 3.0) -> Flow:
-    """Single-scale Glow on flattened images: (logit,) squeeze, then ``n_steps`` steps of
+    r"""Single-scale Glow on flattened images: (logit,) squeeze, then ``n_steps`` steps of
     actnorm, invertible 1x1 convolution and affine coupling with a channel mask.
 
     The flow's events are flattened images ``[n, C*H*W]`` in :math:`(0, 1)` (with
     ``logit``), e.g. the dequantised digits (``shape=(1, 8, 8)``).
+
+    Arguments:
+        shape: ``(C, H, W)`` of one image, with even ``H`` and ``W`` (the squeeze).
+        n_steps: the number of flow steps after the squeeze.
+        hidden: the channels of each coupling's convolutional network.
+        logit: start with a :class:`~dgm_lab.flows.base.Logit` (events in :math:`[0, 1]`).
+        max_log_scale: the soft bound :math:`c \tanh(s / c)` on every log-scale.
+
+    Returns:
+        A :class:`~dgm_lab.flows.base.Flow` on ``[n, C*H*W]`` with a standard normal base.
+
+    References:
+        D. P. Kingma and P. Dhariwal (2018). Glow: generative flow with invertible 1x1
+        convolutions. NeurIPS (table 1, fig. 2).
 
     Example:
         >>> flow = glow((1, 4, 4), n_steps=2, hidden=8)
@@ -236,9 +252,23 @@ def glow(shape: Sequence[int] = (1, 8, 8), n_steps: int = 8, hidden: int = 64, *
 
 def real_nvp_image(shape: Sequence[int] = (1, 8, 8), n_blocks: int = 3, hidden: int = 64, *,
                    logit: bool = True, max_log_scale: float = 3.0) -> Flow:
-    """RealNVP's image architecture at one scale: ``n_blocks`` affine couplings with
+    r"""RealNVP's image architecture at one scale: ``n_blocks`` affine couplings with
     alternating checkerboard masks at full resolution, a squeeze, then ``n_blocks`` with
     alternating channel masks (Dinh et al., 2017, section 3.6), each followed by an actnorm.
+
+    Arguments:
+        shape: ``(C, H, W)`` of one image, with even ``H`` and ``W`` (the squeeze).
+        n_blocks: the couplings before and after the squeeze (each).
+        hidden: the channels of each coupling's convolutional network.
+        logit: start with a :class:`~dgm_lab.flows.base.Logit` (events in :math:`[0, 1]`).
+        max_log_scale: the soft bound :math:`c \tanh(s / c)` on every log-scale.
+
+    Returns:
+        A :class:`~dgm_lab.flows.base.Flow` on ``[n, C*H*W]`` with a standard normal base.
+
+    References:
+        L. Dinh, J. Sohl-Dickstein and S. Bengio (2017). Density estimation using Real NVP.
+        ICLR (section 3.6).
 
     Example:
         >>> flow = real_nvp_image((1, 4, 4), n_blocks=2, hidden=8)

@@ -193,6 +193,20 @@ def neural_spline_flow(features: int, n_layers: int = 4, hidden: Sequence[int] =
     spline couplings with alternating masks, reversing the features after every other layer
     when ``features > 2`` (as :func:`~dgm_lab.flows.coupling.real_nvp` does).
 
+    Arguments:
+        features: :math:`D` (>= 2).
+        n_layers: the number of spline couplings.
+        hidden: the hidden sizes of each coupling's network.
+        bins: the number of spline bins (>= 2).
+        bound: the spline acts on :math:`[-B, B]`, the identity outside.
+
+    Returns:
+        A :class:`~dgm_lab.flows.base.Flow` on ``[n, features]`` with a standard normal base.
+
+    References:
+        C. Durkan, A. Bekasov, I. Murray and G. Papamakarios (2019). Neural spline flows.
+        NeurIPS (section 3.1, eq. 4-6).
+
     Example:
         >>> flow = neural_spline_flow(2, n_layers=2, hidden=[16], bins=4)
         >>> flow.log_prob(torch.zeros(3, 2)).shape

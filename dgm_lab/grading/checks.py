@@ -419,7 +419,8 @@ class Exercise:
         gradient_of: for a function whose output must be differentiable (a loss that trains
             a network): ``{position: name}`` of floating-point tensor arguments. The grader
             has them require grad in the sandbox and compares the gradient of the sum of the
-            returned tensor with respect to each with the case's ``expected_gradient``, so
+            returned tensor (of all returned tensors, for a tuple of them) with respect to
+            each with the case's ``expected_gradient``, so
             an answer that detaches its output (or computes it under ``torch.no_grad()``)
             fails, with a message naming ``name``.
     """

@@ -366,10 +366,11 @@ def call(function: Any, args: Any, kwargs: Any, gradient_of: Any = ()) -> dict:
 
     With ``gradient_of`` (positions of floating-point tensor arguments), those arguments are
     given ``requires_grad=True`` and the result also holds ``"gradient"``: the gradient of the
-    sum of the returned tensor with respect to each of them (``None`` for one the value does
-    not depend on through autograd), or :data:`NOT_DIFFERENTIABLE` when the returned value
-    carries no gradient at all (detached, computed under ``torch.no_grad()``, a number). This
-    is how a check tells a loss that can train a network from one that only has its value.
+    sum of the returned tensor (of every returned tensor, for a tuple or list of them, such as
+    a flow layer's ``(z, logdet)``) with respect to each of them (``None`` for one the value
+    does not depend on through autograd), or :data:`NOT_DIFFERENTIABLE` when the returned
+    value carries no gradient at all (detached, computed under ``torch.no_grad()``, a number).
+    This is how a check tells a loss that can train a network from one that only has its value.
 
     A tensor or array argument that the function changed in place is named in
     ``"changed"`` (the exercises ask for new values; a caller's data must not change).
@@ -433,12 +434,17 @@ def _same(arg: Any, copy: Any) -> bool:
 
 
 def _gradient(value: object, inputs: list) -> object:
-    """The gradient of ``value.sum()`` with respect to ``inputs`` (see :func:`call`)."""
+    """The gradient of ``value.sum()``, or of the sum of every part of a returned tuple or
+    list of tensors, with respect to ``inputs`` (see :func:`call`). A part that carries no
+    gradient adds nothing, so a half-detached answer gets a gradient unlike the reference's."""
     torch = _torch()
-    if not (isinstance(value, torch.Tensor) and value.requires_grad
-            and value.is_floating_point()):
+    parts = value if isinstance(value, (tuple, list)) else (value,)
+    if not (parts and all(isinstance(p, torch.Tensor) and p.is_floating_point() for p in parts)):
         return NOT_DIFFERENTIABLE
-    return list(torch.autograd.grad(value.sum(), inputs, allow_unused=True))
+    live = [p.sum() for p in parts if p.requires_grad]
+    if not live:
+        return NOT_DIFFERENTIABLE
+    return list(torch.autograd.grad(sum(live), inputs, allow_unused=True))
 
 
 def _parse_indices(text: str) -> set[int]:

@@ -5,13 +5,15 @@ The expected values come from dgm_lab.flows, in float64, in the grader's process
 library's layers are loaded with the weights the student's function receives (the soft
 bound on log-scales, ``max_log_scale``, is set so high that it never acts, since the lab's
 layers have none). Every case keeps the property the exercise is about: log-scales of both
-signs, a mask that is not the alternating one, a channel count above 2, a MAF whose inverse
-needs every one of its D passes.
+signs, a mask that is not the alternating one, a constant channel (actnorm's epsilon), at
+least two pixels and a negative sign in the 1x1 convolution, a MAF whose inverse needs every
+one of its D passes. The coupling layer trains the lab's flow, so its gradient is checked too.
 """
 
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from dgm_lab.autoregressive import MADE
 from dgm_lab.flows import AffineCoupling, InvertibleConv1x1, MaskedAffineAutoregressive
@@ -83,16 +85,33 @@ def _coupling_inputs(rng: np.random.Generator, d: int, n: int) -> tuple:
     return x, mask, w1, b1, w2, b2
 
 
+# The coupling layer's arguments whose gradient is checked: all but the mask (the lab's flow
+# trains w1, b1, w2, b2 through it, and x carries the gradient from the layer above).
+COUPLING_GRADIENT_OF = {0: "x", 2: "w1", 3: "b1", 4: "w2", 5: "b2"}
+
+
+def _coupling_gradient(x, mask, w1, b1, w2, b2) -> tuple:
+    """The reference's gradient of z.sum() + logdet.sum() with respect to x, w1, b1, w2, b2
+    (autograd through the library's layer, its weights replaced by these tensors)."""
+    x, w1, b1, w2, b2 = (a.detach().requires_grad_(True) for a in (x, w1, b1, w2, b2))
+    weights = {"net.0.weight": w1, "net.0.bias": b1, "net.2.weight": w2, "net.2.bias": b2}
+    z, logdet = functional_call(reference_coupling(mask, w1, b1, w2, b2), weights, (x,))
+    return torch.autograd.grad(z.sum() + logdet.sum(), (x, w1, b1, w2, b2))
+
+
 def coupling_forward_cases(rng: np.random.Generator):
     for i, d in enumerate((2, int(rng.integers(3, 8)), int(rng.integers(8, 30)), 5)):
         x, *weights = _coupling_inputs(rng, d, int(rng.integers(1, 60)))
         with torch.no_grad():
             expected = reference_coupling(*weights)(x)
+        gradient = _coupling_gradient(x, *weights)
         if i == 3:
             yield Case(_f32((x, *weights)), expected=expected, label=f"{F32}, D={d}",
-                       compare=close(rtol=1e-4, atol=1e-4, names=("z", "logdet")))
+                       compare=close(rtol=1e-4, atol=1e-4, names=("z", "logdet")),
+                       expected_gradient=gradient)
         else:
-            yield Case((x, *weights), expected=expected, label=f"float64, D={d}")
+            yield Case((x, *weights), expected=expected, label=f"float64, D={d}",
+                       expected_gradient=gradient)
 
 
 def coupling_inverse_cases(rng: np.random.Generator):
@@ -108,14 +127,17 @@ def coupling_inverse_cases(rng: np.random.Generator):
 
 
 def actnorm_cases(rng: np.random.Generator):
-    shapes = [(int(rng.integers(2, 50)), int(rng.integers(1, 6))),
-              (int(rng.integers(1, 10)), int(rng.integers(1, 6)), int(rng.integers(1, 6)),
+    shapes = [(int(rng.integers(2, 50)), int(rng.integers(2, 6))),
+              (int(rng.integers(2, 10)), int(rng.integers(2, 6)), int(rng.integers(1, 6)),
                int(rng.integers(1, 6))),
               (int(rng.integers(2, 10)), 3, 4, 4), (20, 3, 2, 2)]
     for i, shape in enumerate(shapes):
         scale = rng.uniform(0.1, 10.0, size=shape[1])
+        if i < 3:  # a constant channel: its scale is 1 / epsilon, which only -log(std + eps) gets
+            scale[rng.integers(shape[1])] = 0.0
         scale = scale.reshape((1, -1) + (1,) * (len(shape) - 2))
-        x = _t(rng.normal(size=shape) * scale + rng.normal(scale=5.0))
+        # a constant a multiple of 1/4, so that its mean is exact and its std exactly 0
+        x = _t(rng.normal(size=shape) * scale + rng.integers(-20, 21) / 4)
         expected = reference_actnorm_parameters(x)
         if i == 3:
             yield Case(_f32((x,)), expected=expected, label=f"{F32}, x {list(shape)}",
@@ -130,11 +152,13 @@ def _lu_inputs(rng: np.random.Generator, c: int) -> tuple:
     upper = _t(rng.normal(scale=0.5, size=(c, c)))  # the lower part and diagonal too
     log_diag = _t(rng.normal(scale=0.5, size=c))
     sign = _t(rng.choice([-1.0, 1.0], size=c))
+    sign[rng.integers(c)] = -1.0  # an answer that ignores the signs must fail every case
     return permutation, lower, upper, log_diag, sign
 
 
 def conv1x1_cases(rng: np.random.Generator):
-    sizes = [(1, 1), (int(rng.integers(1, 6)), int(rng.integers(1, 6))), (4, 4), (3, 2)]
+    # at least two pixels everywhere: with one, a log-det without its factor H * W is right
+    sizes = [(2, 1), (int(rng.integers(1, 6)), int(rng.integers(2, 6))), (4, 4), (3, 2)]
     for i, (c, (h, w)) in enumerate(zip((2, 3, int(rng.integers(4, 12)), 4), sizes,
                                         strict=True)):
         n = int(rng.integers(1, 20))
@@ -182,7 +206,8 @@ def maf_inverse_cases(rng: np.random.Generator):
 LAB = Lab(exercises=[
     Exercise(answer="ex1_code", test="ex1_tests", function="coupling_forward",
              cases=coupling_forward_cases, compare=close(rtol=1e-6, atol=1e-8,
-                                                         names=("z", "logdet"))),
+                                                         names=("z", "logdet")),
+             gradient_of=COUPLING_GRADIENT_OF),
     Exercise(answer="ex2_code", test="ex2_tests", function="coupling_inverse",
              cases=coupling_inverse_cases, compare=close(rtol=1e-6, atol=1e-8,
                                                          names=("x", "logdet"))),
