@@ -2,11 +2,18 @@
 
 Each exercise gets float64 cases of fresh random sizes covering the kinds of input it must
 handle, the edge case it is about, and one float32 case with looser tolerances: weights with
-junk on and above the diagonal (FVSBN must read only the strict lower triangle), logits far
-in the tails (log-sigmoid, not log of sigmoid), a single input dimension, NADE's step
-given only the pre-activation a_d (never the prefix x_<d), several hidden
-layers, random orderings, dilations larger than the kernel. Expected values come from
+junk on and above the diagonal (FVSBN must read only the strict lower triangle), a logit far
+in the tail in *every* case of exercises 1 and 2 (log-sigmoid, not log of sigmoid, is what
+they ask), NADE's step given only the pre-activation a_d (never the prefix x_<d), several
+hidden layers, random orderings, dilations larger than the kernel. Expected values come from
 dgm_lab's references, in float64, in the grader's process.
+
+No case is degenerate enough to let a wrong answer through: FVSBN has D >= 2 (with one
+pixel a transposed or upper-triangle mask and a mean instead of a sum all look right), the
+PixelCNN masks are larger than any visible test's (so that hard-coding the visible ones earns
+nothing, and a transposed mask or a centre-row slip shows), and every causal convolution has
+k >= 2 taps and a dilation >= 2 (with one tap any padding is right; with dilation 1 padding
+that ignores the dilation is). ``tests/test_lab06_checks.py`` grades such wrong answers.
 """
 
 import numpy as np
@@ -27,15 +34,16 @@ def _normal(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> torch.
 
 
 def fvsbn_cases(rng: np.random.Generator):
-    dims = (1, int(rng.integers(2, 8)), int(rng.integers(20, 65)), int(rng.integers(5, 30)))
+    dims = (2, int(rng.integers(3, 8)), int(rng.integers(20, 65)), int(rng.integers(5, 30)))
     for i, d in enumerate(dims):
-        n = int(rng.integers(1, 200))
+        n = int(rng.integers(10, 200))
         x = _binary(rng, n, d)
         weight = _normal(rng, d, d, scale=rng.uniform(0.5, 3.0))  # junk on the diagonal too
         bias = _normal(rng, d, scale=2.0)
-        if i == 2:
-            bias[0] = 80.0  # a logit deep in the tail: log sigmoid(-80) needs logsigmoid
-            x[0, 0] = 0.0
+        # a logit deep in the tail (>= 80 whatever the earlier pixels): log sigmoid(-80) needs
+        # logsigmoid, log(1 - sigmoid(80)) is -inf
+        tail = int(rng.integers(d))
+        bias[tail], x[0, tail] = 80.0 + weight[tail].abs().sum(), 0.0
         expected = ref.fvsbn_log_prob(x, weight, bias)
         if i == len(dims) - 1:
             yield Case((x.float(), weight.float(), bias.float()), expected=expected,
@@ -50,7 +58,7 @@ def nade_cases(rng: np.random.Generator):
     from scratch: the O(D^2 H) answer has nothing to recompute from); the expected conditional
     is the difference of the reference's log-likelihoods of the prefixes of length d + 1 and
     d (a prefix of a NADE is a NADE), and the expected a_{d+1} is computed from scratch too."""
-    shapes = ((1, 0, int(rng.integers(1, 6))),                       # H = 1, the first step
+    shapes = ((1, 0, int(rng.integers(1, 6))),                # one example, the first step
               (int(rng.integers(2, 10)), None, 1),
               (int(rng.integers(30, 80)), None, int(rng.integers(10, 60))),
               (int(rng.integers(5, 30)), None, int(rng.integers(3, 20))))
@@ -60,9 +68,10 @@ def nade_cases(rng: np.random.Generator):
         x = _binary(rng, n, dim)
         W, c = _normal(rng, h, dim), _normal(rng, h)
         V, b = _normal(rng, dim, h, scale=rng.uniform(0.5, 4.0)), _normal(rng, dim)
-        if i == 2:
-            b[d] = -800.0  # a logit deep in the tail: log sigmoid is -800, log of sigmoid -inf
-            x[0, d], x[1, d] = 1.0, 0.0
+        b[d] = -800.0  # a logit deep in the tail: log sigmoid is -800, log of sigmoid -inf
+        x[0, d] = 1.0
+        if n > 1:
+            x[1, d] = 0.0
         a = c + x[:, :d] @ W[:, :d].T
         a_next = c + x[:, :d + 1] @ W[:, :d + 1].T
         log_p = ref.nade_log_prob(x[:, :d + 1], W[:, :d + 1], c, V[:d + 1], b[:d + 1])
@@ -91,7 +100,8 @@ def made_cases(rng: np.random.Generator):
 
 
 def mask_cases(rng: np.random.Generator):
-    sizes = [1, 3, 5, 7, int(rng.choice([9, 11, 13]))]
+    # three odd sizes from 7 to 31; the visible tests show k = 1, 3, 5
+    sizes = sorted(int(k) for k in rng.choice(np.arange(7, 32, 2), size=3, replace=False))
     for k in sizes:
         for kind in ("A", "B"):
             yield Case((k, kind), expected=ref.pixelcnn_mask(k, kind), label=f"k={k}, mask {kind}")
@@ -100,7 +110,7 @@ def mask_cases(rng: np.random.Generator):
 def causal_cases(rng: np.random.Generator):
     for i in range(4):
         n, c_in, c_out = (int(rng.integers(1, 6)) for _ in range(3))
-        k, dilation = int(rng.integers(1, 5)), int(rng.integers(1, 9))
+        k, dilation = int(rng.integers(2, 6)), int(rng.integers(2, 9))
         length = int(rng.integers(1, 60)) if i != 2 else int(rng.integers(1, 4))  # T < reach
         x = _normal(rng, n, c_in, length)
         weight = _normal(rng, c_out, c_in, k)
