@@ -921,10 +921,17 @@ READER_FOUND: dict[str, list[tuple[dict[str, str], dict[str, float | str]]]] = {
                       "    return torch.logsumexp(-0.5 * sq / std**2 - 2 * math.log(std)\n"
                       "                           - math.log(2 * math.pi), 1)\n"},
          {"ex3_tests": 0.0}),
-        # 0 * (-inf) = nan where p = 0 (every case has such points)
+        # 0 * (-inf) = nan where p = 0 (every case has such points); an MMD that drops every
+        # pair with kernel 1 instead of the diagonal (both samples have a repeated row)
         ({"ex1_code": "def kl_on_grid(x, log_p, log_q):\n"
-                      "    return torch.trapezoid(torch.exp(log_p) * (log_p - log_q), x)\n"},
-         {"ex1_tests": 0.0}),
+                      "    return torch.trapezoid(torch.exp(log_p) * (log_p - log_q), x)\n",
+          "ex4_code": "def mmd_squared(x, y, bandwidth):\n"
+                      "    k = lambda a, b: (-torch.cdist(a, b) ** 2 / (2 * bandwidth**2)).exp()\n"
+                      "    kxx, kyy, m, n = k(x, x), k(y, y), len(x), len(y)\n"
+                      "    sx = kxx[kxx < 1].sum() / (m * (m - 1))\n"
+                      "    sy = kyy[kyy < 1].sum() / (n * (n - 1))\n"
+                      "    return sx + sy - 2 * k(x, y).mean()\n"},
+         {"ex1_tests": 0.0, "ex4_tests": 0.0}),
     ],
 }
 

@@ -123,7 +123,10 @@ def mmd_cases(rng: np.random.Generator):
         m, n = int(rng.integers(2, 60)), int(rng.integers(2, 60))
         x = _t(rng.normal(size=(m, d)))
         y = _t(rng.normal(loc=rng.uniform(-1, 1), scale=rng.uniform(0.5, 2), size=(n, d)))
-        x[-1] = x[0]  # a repeated row: off the diagonal, it still counts
+        # repeated rows in both samples: off the diagonal they still count (an answer that
+        # drops every pair with k = 1 instead of the diagonal is wrong in x's and y's terms)
+        x[-1] = x[0]
+        y[-1] = y[0]
         h = float(10 ** rng.uniform(-0.5, 0.7))
         expected = float(reference_mmd_squared(x, y, h))  # a number
         if i == 3:
