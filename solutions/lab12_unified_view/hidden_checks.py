@@ -2,11 +2,12 @@
 
 Each exercise gets three float64 cases of fresh random sizes and parameters and one float32
 case. Every case keeps the edge case the exercise is about: densities that are exactly 0 on
-part of the grid (log-density -inf) and uneven grids, for the KL; log-densities shifted by
-so many nats that exp() overflows or underflows, and uneven grids, for the moment matching; codes so far from the ring that every
-component's density underflows, for the prior; samples of different sizes with repeated rows,
-for the MMD (whose diagonal must be left out). Expected values come from dgm_lab's references,
-in float64, in the grader's process.
+part of the grid (log-density -inf) and uneven grids, for the KL; log-densities shifted by so
+many nats that exp() overflows or underflows, and uneven grids, for the moment matching; codes
+so far from the ring that every component's density underflows, and K >= 2 components, for the
+prior; samples of different sizes with repeated rows, for the MMD (whose diagonal must be left
+out). Expected values come from dgm_lab's references, in float64, in the grader's process; the
+KL, the fit and the MMD are numbers (a 0-dim tensor or a Python float passes).
 """
 
 import math
