@@ -57,6 +57,7 @@ from dgm_lab.grading import (
     LabSource,
     UnsafeArchive,
     collect_zip,
+    grade_submission,
 )
 from dgm_lab.grading import runner as safe_format
 from dgm_lab.grading import sandbox as sandbox_module
@@ -864,6 +865,95 @@ def test_answer_that_imports_the_reference_scores_zero_on_that_exercise(lab, gra
                 if score != "full"} | {test_of[a] for a in cheats}
     honest = {g: sm for g, sm in entry["grades"].items() if g not in targeted and sm[0] != sm[1]}
     assert not honest, f"{lab}: honest exercises lost points: {honest}"
+
+
+# Answers an independent reader of a lab graded by hand, and what each deserves: wrong ones that
+# scored points, and right ones that scored none. {lab: [({answer grade_id: whole answer cell},
+# {test grade_id: expected score, or "full"})]}. Answers to different exercises share one
+# submission (fewer sandbox starts); the exercises not listed get the solution, full marks.
+READER_FOUND: dict[str, list[tuple[dict[str, str], dict[str, float | str]]]] = {
+    "lab07_vae": [
+        # the draw and the ELBO have the right values but cannot train: detached, computed
+        # under no_grad, sigma detached, the KL detached, computed in numpy
+        ({"ex2_code": "def reparameterize(mu, log_var, eps):\n"
+                      "    return (mu + torch.exp(0.5 * log_var) * eps).detach()\n",
+          "ex3_code": "def bernoulli_elbo(x, logits, mu, log_var):\n"
+                      "    with torch.no_grad():\n"
+                      "        log_px = -torch.nn.functional.binary_cross_entropy_with_logits(\n"
+                      "            logits, x, reduction='none').sum(-1)\n"
+                      "        kl = 0.5 * (mu**2 + log_var.exp() - 1 - log_var).sum(-1)\n"
+                      "        return log_px - kl\n"},
+         {"ex2_tests": 0.0, "ex3_tests": 0.0}),
+        ({"ex2_code": "def reparameterize(mu, log_var, eps):\n"
+                      "    return mu + torch.exp(0.5 * log_var).detach() * eps\n",
+          "ex3_code": "def bernoulli_elbo(x, logits, mu, log_var):\n"
+                      "    log_px = -torch.nn.functional.binary_cross_entropy_with_logits(\n"
+                      "        logits, x, reduction='none').sum(-1)\n"
+                      "    kl = 0.5 * (mu**2 + log_var.exp() - 1 - log_var).sum(-1)\n"
+                      "    return log_px - kl.detach()\n"},
+         {"ex2_tests": 0.0, "ex3_tests": 0.0}),
+        # numpy loses the gradient; a float32 result of float64 inputs keeps only the float32
+        # case (the lab asks to keep the inputs' dtype)
+        ({"ex1_code": "def gaussian_kl(mu, log_var):\n"
+                      "    mu, log_var = mu.float(), log_var.float()\n"
+                      "    return 0.5 * (mu.square() + log_var.exp() - 1.0 - log_var).sum(-1)\n",
+          "ex2_code": "def reparameterize(mu, log_var, eps):\n"
+                      "    m, lv, e = (t.detach().numpy() for t in (mu, log_var, eps))\n"
+                      "    return torch.from_numpy(m + np.exp(0.5 * lv) * e)\n"},
+         {"ex1_tests": 0.5, "ex2_tests": 0.0}),
+    ],
+    "lab12_unified_view": [
+        # right answers returning Python floats, which the lab allows; a ring density without
+        # the -log K (right only for K = 1)
+        ({"ex1_code": "def kl_on_grid(x, log_p, log_q):\n"
+                      "    p = torch.exp(log_p)\n"
+                      "    f = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))\n"
+                      "    return float(torch.trapezoid(f, x))\n",
+          "ex2_code": "def forward_kl_fit(x, log_p):\n"
+                      "    p = torch.exp(log_p - log_p.max())\n"
+                      "    mass = torch.trapezoid(p, x)\n"
+                      "    mean = torch.trapezoid(p * x, x) / mass\n"
+                      "    var = torch.trapezoid(p * (x - mean) ** 2, x) / mass\n"
+                      "    return float(mean), float(var.sqrt())\n",
+          "ex3_code": "def ring_prior_log_prob(z, components, radius, std):\n"
+                      "    a = torch.arange(components, dtype=z.dtype) * 2 * math.pi / components\n"
+                      "    c = radius * torch.stack([a.cos(), a.sin()], 1)\n"
+                      "    sq = ((z[:, None] - c) ** 2).sum(-1)\n"
+                      "    return torch.logsumexp(-0.5 * sq / std**2 - 2 * math.log(std)\n"
+                      "                           - math.log(2 * math.pi), 1)\n"},
+         {"ex3_tests": 0.0}),
+        # 0 * (-inf) = nan where p = 0 (every case has such points); an MMD that drops every
+        # pair with kernel 1 instead of the diagonal (both samples have a repeated row)
+        ({"ex1_code": "def kl_on_grid(x, log_p, log_q):\n"
+                      "    return torch.trapezoid(torch.exp(log_p) * (log_p - log_q), x)\n",
+          "ex4_code": "def mmd_squared(x, y, bandwidth):\n"
+                      "    k = lambda a, b: (-torch.cdist(a, b) ** 2 / (2 * bandwidth**2)).exp()\n"
+                      "    kxx, kyy, m, n = k(x, x), k(y, y), len(x), len(y)\n"
+                      "    sx = kxx[kxx < 1].sum() / (m * (m - 1))\n"
+                      "    sy = kyy[kyy < 1].sum() / (n * (n - 1))\n"
+                      "    return sx + sy - 2 * k(x, y).mean()\n"},
+         {"ex1_tests": 0.0, "ex4_tests": 0.0}),
+    ],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab, index", [pytest.param(lab, i, id=f"{lab}-{i}")
+                                        for lab, rows in READER_FOUND.items()
+                                        for i in range(len(rows))])
+def test_answers_an_independent_reader_found_get_what_they_deserve(lab, index, tmp_path):
+    answers, deserved = READER_FOUND[lab][index]
+    nb = fill(read_nb(ROOT / "solutions" / lab / f"{lab}.ipynb"),
+              read_nb(ROOT / "notebooks" / lab / f"{lab}.ipynb"), answers)
+    path = tmp_path / f"{lab}.ipynb"
+    nbformat.write(nb, path)
+    report = grade_submission(ROOT / "solutions" / lab, path, seed=index)
+    for verdict in report.verdicts:
+        want = deserved.get(verdict.test, "full")
+        want = verdict.points if want == "full" else want
+        assert verdict.score == pytest.approx(want), (
+            f"{lab} {verdict.test}: {verdict.score} / {verdict.points}, expected {want}:\n"
+            f"{verdict.message}")
 
 
 @pytest.mark.slow

@@ -10,19 +10,42 @@ probabilities loses everything), and log-likelihoods of large images (-800 to -2
 themselves underflows, with k >= 2 spread weights so that the mean of the log-weights (the
 ELBO), their maximum or a sum without -log k are far from the bound. No case has L = 1 (where
 a mean over the latent axis equals the sum).
+
+The draw (exercise 2) and the ELBO (exercise 3) are what trains the VAE, so their gradients
+with respect to mu, log_var (and the logits) must be autograd's through the reference: a
+detached, numpy-computed or torch.no_grad() answer, or one with sigma or the KL detached, has
+the right values and cannot train.
 """
 
 import numpy as np
 import torch
 
 from dgm_lab.grading import Case, Exercise, Lab, close
+from dgm_lab.grading.checks import Compare
 from dgm_lab.vae import bernoulli_elbo as reference_bernoulli_elbo
 from dgm_lab.vae import importance_weighted_bound as reference_iwae_bound
 from dgm_lab.variational import gaussian_kl as reference_gaussian_kl
 from dgm_lab.variational import reparameterize as reference_reparameterize
 
 F32 = "float32"
-F32_CLOSE = close(rtol=1e-4, atol=1e-3)
+
+
+def _keeps_dtype(compare: Compare) -> Compare:
+    """``compare``, after checking that a tensor result has the dtype of the floating-point
+    tensor inputs, as the lab asks (a float32 result of float64 inputs, or the reverse, is
+    refused even when its rounding stays inside the tolerance)."""
+    def check(got: object, case: Case) -> str | None:
+        dtypes = {a.dtype for a in case.args
+                  if isinstance(a, torch.Tensor) and a.is_floating_point()}
+        if isinstance(got, torch.Tensor) and len(dtypes) == 1 and got.dtype not in dtypes:
+            want = str(dtypes.pop()).removeprefix("torch.")
+            return (f"wrong dtype: the inputs are {want}, the result is "
+                    f"{str(got.dtype).removeprefix('torch.')}: keep the inputs' dtype")
+        return compare(got, case)
+    return check
+
+
+F32_CLOSE = _keeps_dtype(close(rtol=1e-4, atol=1e-3))
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -38,6 +61,14 @@ def _encoder(rng: np.random.Generator, n: int, latent: int) -> tuple:
     mu = _t(rng.normal(scale=1.5, size=(n, latent)))
     log_var = _t(rng.uniform(-3.0, 2.0, size=(n, latent)))  # sigma from 0.2 to 2.7
     return mu, log_var
+
+
+def _with_gradient(reference, args: tuple, positions: tuple) -> tuple:
+    """The reference's output on ``args`` and, by autograd through it, the gradient of its sum
+    with respect to the arguments at ``positions`` (the answer's is taken in the sandbox)."""
+    args = tuple(a.detach().requires_grad_(i in positions) for i, a in enumerate(args))
+    out = reference(*args)
+    return out.detach(), torch.autograd.grad(out.sum(), [args[i] for i in positions])
 
 
 def _sizes(rng: np.random.Generator) -> list:
@@ -63,12 +94,12 @@ def reparameterize_cases(rng: np.random.Generator):
         mu, log_var = _encoder(rng, n, latent)
         shape = (n, latent) if i == 0 else (int(rng.integers(2, 30)), n, latent)
         eps = _t(rng.normal(size=shape))
-        expected = reference_reparameterize(mu, log_var, eps)
+        expected, gradient = _with_gradient(reference_reparameterize, (mu, log_var, eps), (0, 1))
         if i == 3:
-            yield Case(_f32((mu, log_var, eps)), expected=expected,
+            yield Case(_f32((mu, log_var, eps)), expected=expected, expected_gradient=gradient,
                        label=f"{F32}, eps {list(shape)}", compare=F32_CLOSE)
         else:
-            yield Case((mu, log_var, eps), expected=expected,
+            yield Case((mu, log_var, eps), expected=expected, expected_gradient=gradient,
                        label=f"float64, eps {list(shape)}")
 
 
@@ -81,12 +112,13 @@ def bernoulli_elbo_cases(rng: np.random.Generator):
         logits[torch.as_tensor(tails)] = _t(rng.choice([-1.0, 1.0], size=int(tails.sum()))
                                             * rng.uniform(40, 120, size=int(tails.sum())))
         mu, log_var = _encoder(rng, n, latent)
-        expected = reference_bernoulli_elbo(x, logits, mu, log_var)
+        expected, gradient = _with_gradient(reference_bernoulli_elbo, (x, logits, mu, log_var),
+                                            (1, 2, 3))
         if i == 3:
             yield Case(_f32((x, logits, mu, log_var)), expected=expected,
-                       label=f"{F32}, D={d}", compare=F32_CLOSE)
+                       expected_gradient=gradient, label=f"{F32}, D={d}", compare=F32_CLOSE)
         else:
-            yield Case((x, logits, mu, log_var), expected=expected,
+            yield Case((x, logits, mu, log_var), expected=expected, expected_gradient=gradient,
                        label=f"float64, n={n}, D={d}, L={latent}")
 
 
@@ -102,7 +134,7 @@ def iwae_cases(rng: np.random.Generator):
         expected = reference_iwae_bound(log_px, z, mu, log_var)
         if i == 3:
             yield Case(_f32((log_px, z, mu, log_var)), expected=expected,
-                       label=f"{F32}, k={k}", compare=close(rtol=1e-4, atol=2e-2))
+                       label=f"{F32}, k={k}", compare=_keeps_dtype(close(rtol=1e-4, atol=2e-2)))
         else:
             yield Case((log_px, z, mu, log_var), expected=expected,
                        label=f"float64, k={k}, n={n}, L={latent}")
@@ -110,11 +142,13 @@ def iwae_cases(rng: np.random.Generator):
 
 LAB = Lab(exercises=[
     Exercise(answer="ex1_code", test="ex1_tests", function="gaussian_kl",
-             cases=gaussian_kl_cases, compare=close(rtol=1e-6, atol=1e-8)),
+             cases=gaussian_kl_cases, compare=_keeps_dtype(close(rtol=1e-6, atol=1e-8))),
     Exercise(answer="ex2_code", test="ex2_tests", function="reparameterize",
-             cases=reparameterize_cases, compare=close(rtol=1e-6, atol=1e-8)),
+             cases=reparameterize_cases, compare=_keeps_dtype(close(rtol=1e-6, atol=1e-8)),
+             gradient_of={0: "mu", 1: "log_var"}),
     Exercise(answer="ex3_code", test="ex3_tests", function="bernoulli_elbo",
-             cases=bernoulli_elbo_cases, compare=close(rtol=1e-6, atol=1e-6)),
+             cases=bernoulli_elbo_cases, compare=_keeps_dtype(close(rtol=1e-6, atol=1e-6)),
+             gradient_of={1: "logits", 2: "mu", 3: "log_var"}),
     Exercise(answer="ex4_code", test="ex4_tests", function="iwae_bound",
-             cases=iwae_cases, compare=close(rtol=1e-6, atol=1e-6)),
+             cases=iwae_cases, compare=_keeps_dtype(close(rtol=1e-6, atol=1e-6))),
 ])

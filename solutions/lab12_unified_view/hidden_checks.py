@@ -2,11 +2,12 @@
 
 Each exercise gets three float64 cases of fresh random sizes and parameters and one float32
 case. Every case keeps the edge case the exercise is about: densities that are exactly 0 on
-part of the grid (log-density -inf) and uneven grids, for the KL; log-densities shifted by
-so many nats that exp() overflows or underflows, and uneven grids, for the moment matching; codes so far from the ring that every
-component's density underflows, for the prior; samples of different sizes with repeated rows,
-for the MMD (whose diagonal must be left out). Expected values come from dgm_lab's references,
-in float64, in the grader's process.
+part of the grid (log-density -inf) and uneven grids, for the KL; log-densities shifted by so
+many nats that exp() overflows or underflows, and uneven grids, for the moment matching; codes
+so far from the ring that every component's density underflows, and K >= 2 components, for the
+prior; samples of different sizes with repeated rows, for the MMD (whose diagonal must be left
+out). Expected values come from dgm_lab's references, in float64, in the grader's process; the
+KL, the fit and the MMD are numbers (a 0-dim tensor or a Python float passes).
 """
 
 import math
@@ -62,21 +63,22 @@ def _mixture(rng: np.random.Generator, x: torch.Tensor) -> torch.Tensor:
 
 
 def kl_cases(rng: np.random.Generator):
-    # uneven grids (a Riemann sum or softmax weights are not the trapezoid rule there) and
-    # densities cut to 0 in the middle of their mass (-inf entries where the mass is not small)
+    # uneven grids (a Riemann sum or softmax weights are not the trapezoid rule there) and, in
+    # every case, densities cut to 0 in the middle of their mass (-inf entries where the mass is
+    # not small: 0 * (-inf) is nan unless the answer takes those points out). The result is a
+    # number, as the lab says: a 0-dim tensor or a Python float.
     for i in range(4):
         x = _grid(rng, uneven=True)
         log_p, log_q = _mixture(rng, x), _mixture(rng, x)
-        if i >= 1:
-            cut = float(rng.uniform(-2, 2))
-            log_p = log_p.masked_fill(x > cut if rng.random() < 0.5 else x < cut, -math.inf)
-        expected = reference_kl_on_grid(x, log_p, log_q)
+        cut = float(rng.uniform(-2, 2))
+        log_p = log_p.masked_fill(x > cut if rng.random() < 0.5 else x < cut, -math.inf)
+        expected = float(reference_kl_on_grid(x, log_p, log_q))
         if i == 3:
             yield Case(_f32((x, log_p, log_q)), expected=expected, label=f"{F32}, p = 0 in part",
                        compare=close(rtol=2e-5, atol=2e-5))
         else:
-            label = ["uneven grid", "uneven grid, p = 0 in part", "uneven grid, p = 0 in part"][i]
-            yield Case((x, log_p, log_q), expected=expected, label=f"float64, {label}")
+            yield Case((x, log_p, log_q), expected=expected,
+                       label="float64, uneven grid, p = 0 in part")
 
 
 def forward_fit_cases(rng: np.random.Generator):
@@ -89,7 +91,7 @@ def forward_fit_cases(rng: np.random.Generator):
         log_p = _mixture(rng, x)
         if i == 2:
             log_p = log_p.masked_fill(x > float(rng.uniform(-2, 2)), -math.inf)
-        expected = reference_forward_kl_fit(x, log_p)
+        expected = tuple(float(v) for v in reference_forward_kl_fit(x, log_p))  # two numbers
         sign = float(rng.choice([-1.0, 1.0]))
         if i == 3:
             shifted = log_p + sign * float(rng.uniform(100, 120))
@@ -103,7 +105,8 @@ def forward_fit_cases(rng: np.random.Generator):
 
 def ring_cases(rng: np.random.Generator):
     for i in range(4):
-        k = [1, int(rng.integers(2, 6)), int(rng.integers(6, 20)), 10][i]
+        # K >= 2 in every case (with K = 1, log K = 0 and a sum without the -log K is right)
+        k = [int(rng.integers(2, 4)), int(rng.integers(4, 8)), int(rng.integers(8, 20)), 10][i]
         radius, std = float(rng.uniform(0.5, 6)), float(rng.uniform(0.05, 1.5))
         z = _t(rng.normal(scale=radius + 1, size=(int(rng.integers(1, 80)), 2)))
         z[0] = _t(rng.uniform(50, 200, size=2) * rng.choice([-1, 1], size=2))  # far away
@@ -121,9 +124,12 @@ def mmd_cases(rng: np.random.Generator):
         m, n = int(rng.integers(2, 60)), int(rng.integers(2, 60))
         x = _t(rng.normal(size=(m, d)))
         y = _t(rng.normal(loc=rng.uniform(-1, 1), scale=rng.uniform(0.5, 2), size=(n, d)))
-        x[-1] = x[0]  # a repeated row: off the diagonal, it still counts
+        # repeated rows in both samples: off the diagonal they still count (an answer that
+        # drops every pair with k = 1 instead of the diagonal is wrong in x's and y's terms)
+        x[-1] = x[0]
+        y[-1] = y[0]
         h = float(10 ** rng.uniform(-0.5, 0.7))
-        expected = reference_mmd_squared(x, y, h)
+        expected = float(reference_mmd_squared(x, y, h))  # a number
         if i == 3:
             yield Case(_f32((x, y, h)), expected=expected, label=f"{F32}, m={m}, n={n}",
                        compare=close(rtol=1e-4, atol=1e-5))
