@@ -104,7 +104,7 @@ SPECS = [
      lambda: MADEDensity(64, [500], n_masks=8, dropout=0.1, seed=0), 200,
      {"lr": 3e-3, "loss": made_loss}, _BINARY),
     ("ch06_deepnade_digits", "binary",
-     lambda: DeepNADE(64, [256, 256], n_orderings=4, dropout=0.1, seed=0), 60,
+     lambda: DeepNADE(64, [256, 256], n_orderings=4, dropout=0.1, seed=0), 150,
      {"lr": 3e-3, "loss": deep_nade_loss}, _BINARY),
     ("ch06_pixelcnn_digits", "binary",
      lambda: PixelCNN((8, 8), channels=32, n_blocks=4, kernel_size=5, dropout=0.3), 100,
@@ -123,9 +123,9 @@ SPECS = [
 ]
 
 #: the models with a committed checkpoint: only these are registered in make_checkpoints
-#: (DeepNADE is not trained yet; its settings are untuned)
-CHECKPOINTED = ("ch06_nade_digits", "ch06_made_digits", "ch06_pixelcnn_digits",
-                "ch06_made_levels", "ch06_gated_pixelcnn_levels", "ch06_wavenet_sines")
+CHECKPOINTED = ("ch06_nade_digits", "ch06_made_digits", "ch06_deepnade_digits",
+                "ch06_pixelcnn_digits", "ch06_made_levels", "ch06_gated_pixelcnn_levels",
+                "ch06_wavenet_sines")
 
 
 def build(name: str) -> torch.nn.Module:

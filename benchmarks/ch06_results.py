@@ -16,9 +16,9 @@ Models, every hyperparameter chosen on the validation split:
   pixel (one component) and mixtures (number of components from a grid);
 * FVSBN by penalised maximum likelihood (``FVSBN.fit``, L-BFGS; the penalty from a grid), and
   the same fit by scikit-learn's ``LogisticRegression``, one per pixel: the two must agree;
-* the checkpointed neural models of ``ch06_recipes.py`` (``CHECKPOINTED``: NADE, MADE and
-  PixelCNN on the binary digits, MADE and the gated PixelCNN on the 17 levels, WaveNet on the
-  sine waves; DeepNADE has a recipe there but is not trained yet),
+* the checkpointed neural models of ``ch06_recipes.py`` (``CHECKPOINTED``: NADE, MADE,
+  DeepNADE and PixelCNN on the binary digits, MADE and the gated PixelCNN on the 17 levels,
+  WaveNet on the sine waves),
   trained through ``dgm_lab.train.fit``
   on one CPU thread and saved as the checkpoints the chapter loads. Their ``seconds`` are
   the wall time of training (validation included); the ``config`` column adds the CPU
