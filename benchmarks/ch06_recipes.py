@@ -167,6 +167,19 @@ CHECKPOINTED = ("ch06_nade_digits", "ch06_made_digits", "ch06_deepnade_digits",
                 "ch06_wavenet_sines", *(f"ch06_rnade_{toy}" for toy in RNADE_TOYS),
                 "ch06_rnade_digits")
 
+#: checkpoint -> (model, data) of its row in the results file
+ROW_OF = {
+    "ch06_nade_digits": ("nade", "digits-binary"),
+    "ch06_made_digits": ("made", "digits-binary"),
+    "ch06_deepnade_digits": ("deepnade", "digits-binary"),
+    "ch06_pixelcnn_digits": ("pixelcnn", "digits-binary"),
+    "ch06_made_levels": ("made", "digits-levels"),
+    "ch06_gated_pixelcnn_levels": ("gated-pixelcnn", "digits-levels"),
+    "ch06_wavenet_sines": ("wavenet", "sine-waves"),
+    **{f"ch06_rnade_{toy}": ("rnade", toy) for toy in RNADE_TOYS},
+    "ch06_rnade_digits": ("rnade", "digits-dequantized"),
+}
+
 
 def build(name: str) -> torch.nn.Module:
     """The untrained model of ``name`` (any of ``SPECS``)."""

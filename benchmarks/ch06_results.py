@@ -166,17 +166,7 @@ def baseline_rows() -> list[results.Result]:
 # the neural models: the checkpoint recipes
 # --------------------------------------------------------------------------------------
 
-ROW_OF = {  # checkpoint -> (model, data) of its row
-    "ch06_nade_digits": ("nade", "digits-binary"),
-    "ch06_made_digits": ("made", "digits-binary"),
-    "ch06_deepnade_digits": ("deepnade", "digits-binary"),
-    "ch06_pixelcnn_digits": ("pixelcnn", "digits-binary"),
-    "ch06_made_levels": ("made", "digits-levels"),
-    "ch06_gated_pixelcnn_levels": ("gated-pixelcnn", "digits-levels"),
-    "ch06_wavenet_sines": ("wavenet", "sine-waves"),
-    **{f"ch06_rnade_{toy}": ("rnade", toy) for toy in ch06_recipes.RNADE_TOYS},
-    "ch06_rnade_digits": ("rnade", "digits-dequantized"),
-}
+ROW_OF = ch06_recipes.ROW_OF  # checkpoint -> (model, data) of its row
 
 
 def recipe_rows(names: list[str] | None = None) -> list[results.Result]:

@@ -131,3 +131,29 @@ def test_rnade_digits_checkpoint_scores_its_row_a_bound_below_a_gaussians(rows):
     assert bound == pytest.approx(rows["rnade", "digits-dequantized"].value, abs=1e-6)
     gaussian = -Gaussian().fit(x["train"]).log_prob(x["test"]).mean().item() + 64 * math.log(17)
     assert bound < gaussian - 10, (bound, gaussian)
+
+
+# --------------------------------------------------------------------------------------
+# the benchmark: a sampling-time line for every model of the results file
+# --------------------------------------------------------------------------------------
+
+def test_the_benchmark_times_every_model_of_the_results_file(rows):
+    """``benchmarks/ch06_bench.py`` builds every model with a test row (the scikit-learn fit
+    of FVSBN and the 100-image MADE trial are the same models as other rows), and only NADE,
+    the PixelCNNs and WaveNet claim a path faster than one network pass per coordinate (their
+    fast and naive draws agree: ``tests/test_autoregressive*.py``)."""
+    import ch06_bench
+
+    same_model = {("fvsbn-sklearn", "digits-binary"), ("made-small", "digits-binary"),
+                  ("structured-made-small", "digits-binary")}
+    benched = ch06_bench.models()
+    assert set(benched) == set(rows) - same_model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small EM fits and models: a second thread only costs time
+    try:
+        fast = {key for key, (build, _) in benched.items()
+                if ch06_bench.has_fast_sampling(build())}
+    finally:
+        torch.set_num_threads(threads)
+    assert fast == {("nade", "digits-binary"), ("pixelcnn", "digits-binary"),
+                    ("gated-pixelcnn", "digits-levels"), ("wavenet", "sine-waves")}
