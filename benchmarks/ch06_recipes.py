@@ -6,8 +6,11 @@ in ``benchmarks/results/ch06.csv``. Every model trains through ``dgm_lab.train.f
 course's fixed split of the digits (the 1,078 training images), with AdamW, a cosine learning
 rate schedule, gradient clipping and early stopping on the validation split (the weights of the
 best validation epoch are kept). The hyperparameters were chosen on the validation split.
-The figure of each checkpoint is its test NLL in nats per image, computed in float64 so that
-it reproduces to 1e-6 whatever the number of threads.
+The figure of each checkpoint is its test NLL in nats per example, computed in float64 so that
+it reproduces to 1e-6 whatever the number of threads. RNADE is the one continuous model: on the
+2-D toys (``load_toy``'s fixed points) its figure is the test NLL in nats per point, and on the
+dequantised digits it is the bound on the discrete image, the continuous NLL plus
+64 log 17 nats (``results.discrete_nll``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,18 @@ from collections.abc import Callable
 
 import torch
 
-from dgm_lab.autoregressive import NADE, DeepNADE, GatedPixelCNN, MADEDensity, PixelCNN, WaveNet
+from dgm_lab.autoregressive import (
+    NADE,
+    RNADE,
+    DeepNADE,
+    GatedPixelCNN,
+    MADEDensity,
+    PixelCNN,
+    WaveNet,
+)
 from dgm_lab.autoregressive import sine_waves as _sine_waves
-from dgm_lab.data import load_digits
+from dgm_lab.data import TOY_DENSITIES, load_digits, load_toy
+from dgm_lab.results import discrete_nll
 from dgm_lab.train import evaluate, fit
 
 #: what the training of each recipe measured: wall and CPU seconds, the machine's load,
@@ -36,7 +48,8 @@ SIGNAL_SIZES = {"train": (1000, 1), "val": (300, 2), "test": (1000, 3)}
 
 @functools.cache
 def digits(form: str, split: str) -> torch.Tensor:
-    """The digits of ``split`` as float32 ``[n, 64]``: binary pixels or levels 0..16."""
+    """The digits of ``split`` as float32 ``[n, 64]``: binary pixels, levels 0..16 or the
+    dequantised levels (noise seed 0)."""
     return load_digits(split, form)[0].float()
 
 
@@ -47,7 +60,12 @@ def sine_waves(split: str) -> torch.Tensor:
 
 
 def data(kind: str, split: str) -> torch.Tensor:
-    return sine_waves(split) if kind == "sines" else digits(kind, split)
+    """The examples of ``kind``: ``"sines"``, a toy's name, or a form of the digits."""
+    if kind == "sines":
+        return sine_waves(split)
+    if kind in TOY_DENSITIES:
+        return load_toy(kind, split)
+    return digits(kind, split)
 
 
 def nll(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -73,6 +91,12 @@ def test_nll(kind: str) -> Callable[[torch.nn.Module], float]:
     return figure
 
 
+def dequantized_bound(model: torch.nn.Module) -> float:
+    """The figure of RNADE on the dequantised digits: a bound on the test NLL of the discrete
+    images, nats per image (the continuous NLL plus 64 log 17)."""
+    return discrete_nll(test_nll("dequantized")(model), dims=64, levels=17)
+
+
 def train(name: str, kind: str, *, lr: float, loss: Callable = nll, batch_size: int = 64,
           weight_decay: float = 0.0, patience: int = 10) -> Callable:
     """``train(model, epochs)`` for a recipe: AdamW, cosine schedule over ``epochs``, gradient
@@ -94,6 +118,11 @@ def train(name: str, kind: str, *, lr: float, loss: Callable = nll, batch_size: 
 
 _BINARY = {"data": "digits-binary", "split": "test", "unit": "nats per image"}
 _LEVELS = {"data": "digits-levels", "split": "test", "unit": "nats per image"}
+#: RNADE's toys: every toy of chapter 2 but the 5x5 grid
+RNADE_TOYS = ("two_moons", "eight_gaussians", "rings", "checkerboard")
+
+#: RNADE's size on the digits (its output weights are D x 3K x H: kept small for the checkpoint)
+RNADE_HIDDEN, RNADE_COMPONENTS = 64, 10
 
 #: every model of the chapter: name, data, build, epochs, training arguments, what the
 #: checkpoint's record says about it
@@ -120,12 +149,36 @@ SPECS = [
      lambda: WaveNet(SIGNAL_LENGTH, SIGNAL_LEVELS, channels=32,
                      dilations=(1, 2, 4, 8, 16, 32)), 30,
      {"lr": 3e-3}, {"data": "sine-waves", "split": "test", "unit": "nats per signal"}),
+    *[(f"ch06_rnade_{toy}", toy, lambda: RNADE(2, hidden=64, components=10), 60,
+       {"lr": 3e-3}, {"data": toy, "split": "test", "unit": "nats per point"})
+      for toy in RNADE_TOYS],
+    ("ch06_rnade_digits", "dequantized", lambda: RNADE(64, hidden=RNADE_HIDDEN,
+                                                       components=RNADE_COMPONENTS), 120,
+     {"lr": 3e-3}, {"data": "digits-dequantized", "split": "test",
+                    "unit": "nats per image, bound on -log P(k): continuous NLL + 64 log 17"}),
 ]
+
+#: figures other than the test NLL of the model's own data
+FIGURES = {"ch06_rnade_digits": dequantized_bound}
 
 #: the models with a committed checkpoint: only these are registered in make_checkpoints
 CHECKPOINTED = ("ch06_nade_digits", "ch06_made_digits", "ch06_deepnade_digits",
                 "ch06_pixelcnn_digits", "ch06_made_levels", "ch06_gated_pixelcnn_levels",
-                "ch06_wavenet_sines")
+                "ch06_wavenet_sines", *(f"ch06_rnade_{toy}" for toy in RNADE_TOYS),
+                "ch06_rnade_digits")
+
+#: checkpoint -> (model, data) of its row in the results file
+ROW_OF = {
+    "ch06_nade_digits": ("nade", "digits-binary"),
+    "ch06_made_digits": ("made", "digits-binary"),
+    "ch06_deepnade_digits": ("deepnade", "digits-binary"),
+    "ch06_pixelcnn_digits": ("pixelcnn", "digits-binary"),
+    "ch06_made_levels": ("made", "digits-levels"),
+    "ch06_gated_pixelcnn_levels": ("gated-pixelcnn", "digits-levels"),
+    "ch06_wavenet_sines": ("wavenet", "sine-waves"),
+    **{f"ch06_rnade_{toy}": ("rnade", toy) for toy in RNADE_TOYS},
+    "ch06_rnade_digits": ("rnade", "digits-dequantized"),
+}
 
 
 def build(name: str) -> torch.nn.Module:
@@ -137,5 +190,5 @@ def recipes(recipe: type) -> list:
     """Chapter 6's checkpointed recipes, built with ``make_checkpoints.Recipe`` (passed in as
     ``recipe``)."""
     return [recipe(name, build=make, train=train(name, kind, **arguments), epochs=epochs,
-                   figure=test_nll(kind), metric="nll", about=about)
+                   figure=FIGURES.get(name, test_nll(kind)), metric="nll", about=about)
             for name, kind, make, epochs, arguments, about in SPECS if name in CHECKPOINTED]

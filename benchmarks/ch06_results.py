@@ -18,14 +18,12 @@ Models, every hyperparameter chosen on the validation split:
   the same fit by scikit-learn's ``LogisticRegression``, one per pixel: the two must agree;
 * the checkpointed neural models of ``ch06_recipes.py`` (``CHECKPOINTED``: NADE, MADE,
   DeepNADE and PixelCNN on the binary digits, MADE and the gated PixelCNN on the 17 levels,
-  WaveNet on the sine waves),
-  trained through ``dgm_lab.train.fit``
-  on one CPU thread and saved as the checkpoints the chapter loads. Their ``seconds`` are
-  the wall time of training (validation included); the ``config`` column adds the CPU
-  time of the process and the machine's load average while it trained, because other jobs
-  sharing the CPU inflate the wall time;
-* RNADE on the toys and the dequantised digits (trained here, not checkpointed), and a
-  structured MADE against a plain one on a small training set.
+  WaveNet on the sine waves, RNADE on four toys and on the dequantised digits), trained
+  through ``dgm_lab.train.fit`` on one CPU thread and saved as the checkpoints the chapter
+  loads. Their ``seconds`` are the wall time of training (validation included); the
+  ``config`` column adds the CPU time of the process and the machine's load average while it
+  trained, because other jobs sharing the CPU inflate the wall time;
+* a structured MADE against a plain one on a small training set.
 
 ``tests/test_autoregressive_results.py`` re-runs the baselines and checks them against the file,
 and every checkpoint is checked to reproduce its recorded figure.
@@ -49,8 +47,8 @@ import ch06_recipes  # noqa: E402
 import make_checkpoints  # noqa: E402
 
 from dgm_lab import results  # noqa: E402
-from dgm_lab.autoregressive import FVSBN, RNADE, MADEDensity  # noqa: E402
-from dgm_lab.data import load_digits, load_toy  # noqa: E402
+from dgm_lab.autoregressive import FVSBN, MADEDensity  # noqa: E402
+from dgm_lab.data import load_digits  # noqa: E402
 from dgm_lab.density import BernoulliMixture, CategoricalMixture  # noqa: E402
 from dgm_lab.train import evaluate, fit  # noqa: E402
 
@@ -64,7 +62,6 @@ PEER_ARM_NLL, PEER_ARM_SECONDS = 86.57, 338.0
 PEER_MIXTURE_10_NLL = 99.0
 FVSBN_PENALTIES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 MIXTURE_COMPONENTS = [2, 5, 10, 20, 40]
-TOYS = ("two_moons", "eight_gaussians", "rings", "checkerboard")
 
 
 def digits(form: str) -> dict[str, torch.Tensor]:
@@ -169,15 +166,7 @@ def baseline_rows() -> list[results.Result]:
 # the neural models: the checkpoint recipes
 # --------------------------------------------------------------------------------------
 
-ROW_OF = {  # checkpoint -> (model, data) of its row
-    "ch06_nade_digits": ("nade", "digits-binary"),
-    "ch06_made_digits": ("made", "digits-binary"),
-    "ch06_deepnade_digits": ("deepnade", "digits-binary"),
-    "ch06_pixelcnn_digits": ("pixelcnn", "digits-binary"),
-    "ch06_made_levels": ("made", "digits-levels"),
-    "ch06_gated_pixelcnn_levels": ("gated-pixelcnn", "digits-levels"),
-    "ch06_wavenet_sines": ("wavenet", "sine-waves"),
-}
+ROW_OF = ch06_recipes.ROW_OF  # checkpoint -> (model, data) of its row
 
 
 def recipe_rows(names: list[str] | None = None) -> list[results.Result]:
@@ -212,7 +201,7 @@ def training_log(row: results.Result) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------
-# RNADE on continuous data; structured MADE on a small training set
+# structured MADE on a small training set
 # --------------------------------------------------------------------------------------
 
 def _train_and_score(model, train, val, test, *, epochs, lr, loss=None):
@@ -226,29 +215,6 @@ def _train_and_score(model, train, val, test, *, epochs, lr, loss=None):
         seed=0, device="cpu", progress=False))
     model.eval()
     return float(evaluate(model, nll, test)), history, seconds
-
-
-def rnade_rows() -> list[results.Result]:
-    rows = []
-    for name in TOYS:
-        torch.manual_seed(0)
-        split = {s: load_toy(name, s) for s in ("train", "val", "test")}
-        value, history, seconds = _train_and_score(
-            RNADE(2, hidden=64, components=10), split["train"], split["val"], split["test"],
-            epochs=60, lr=3e-3)
-        rows.append(results.Result("rnade", name, "test", "nll", value,
-                                   config=f"H=64, K=10, best epoch {history.best_epoch + 1}",
-                                   seconds=seconds, seed=0))
-    split = {s: load_digits(s, "dequantized", seed=0)[0] for s in ("train", "val", "test")}
-    torch.manual_seed(0)
-    value, history, seconds = _train_and_score(RNADE(64, hidden=100, components=10),
-                                               split["train"], split["val"], split["test"],
-                                               epochs=60, lr=3e-3)
-    nll = results.discrete_nll(value, dims=64, levels=17)
-    rows.append(results.Result("rnade", "digits-dequantized", "test", "nll", nll,
-                               config=f"H=100, K=10, best epoch {history.best_epoch + 1}; "
-                                      "bound on the discrete image", seconds=seconds, seed=0))
-    return rows
 
 
 def grid_graph(height: int = 8, width: int = 8) -> torch.Tensor:
@@ -285,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.recipes is not None:
         rows = recipe_rows(args.recipes or None)
     else:
-        rows = [*baseline_rows(), *rnade_rows(), *structured_rows(), *recipe_rows()]
+        rows = [*baseline_rows(), *structured_rows(), *recipe_rows()]
     path = results.record(CHAPTER, rows)
     for r in rows:
         print(f"{r.data:20s} {r.model:22s} {r.value:10.4f}  {r.seconds:7.1f} s  {r.config}")

@@ -136,7 +136,11 @@ def test_gated_pixelcnn_sees_every_earlier_pixel_and_no_other(levels, k, layers)
 def test_gated_pixelcnn_reach_grows_with_depth():
     """Fewer layers than the image needs: the output sees only a bounded window."""
     model = randomise(GatedPixelCNN((6, 6), channels=4, n_layers=2, kernel_size=3).double())
-    got = support(lambda v: model.logits(v[None])[0], torch.rand(36).double())
+    # the union over three seeded inputs: at one input a saturated unit can zero a path's
+    # gradient (with an unseeded input the test failed now and then, by the order tests ran)
+    g = torch.Generator().manual_seed(0)
+    got = torch.stack([support(lambda v: model.logits(v[None])[0],
+                               torch.rand(36, generator=g).double()) for _ in range(3)]).any(0)
     assert got[5 * 6 + 5, 4 * 6 + 5] and got[5 * 6 + 5, 3 * 6 + 4]  # two rows up
     assert not got[5 * 6 + 5, 2 * 6 + 5] and not got[5 * 6 + 5, 0]  # three rows up: not yet
 

@@ -6,6 +6,7 @@ checks against their recorded figures; here the figures are compared with each o
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -13,8 +14,11 @@ import pytest
 import torch
 
 from dgm_lab import results
+from dgm_lab.data import load_digits, load_toy, toy_density
+from dgm_lab.density import Gaussian
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import ch06_recipes  # noqa: E402
 import ch06_results  # noqa: E402
 
 
@@ -87,3 +91,69 @@ def test_categorical_made_is_in_the_17_level_table(rows):
     made = rows["made", "digits-levels"].value
     assert made < rows["categorical-mixture", "digits-levels"].value, made
     assert made > rows["gated-pixelcnn", "digits-levels"].value, made
+
+
+# --------------------------------------------------------------------------------------
+# RNADE: the continuous model, on the toys and the dequantised digits
+# --------------------------------------------------------------------------------------
+
+def _rnade(name):
+    """The committed RNADE checkpoint ``name``, in float64."""
+    model = ch06_recipes.build(name)
+    results.load_checkpoint(name, model)
+    return model.double().eval()
+
+
+@pytest.mark.parametrize("toy", ch06_recipes.RNADE_TOYS)
+def test_rnade_toy_checkpoint_scores_its_row_between_the_truth_and_a_gaussian(rows, toy):
+    """The checkpoint's test NLL, recomputed here, is the results file's row; it lies above the
+    true density's NLL on the same points (its floor), within half a nat of it, and below a
+    full-covariance Gaussian fitted to the same training points."""
+    test = load_toy(toy, "test").double()
+    with torch.no_grad():
+        value = -_rnade(f"ch06_rnade_{toy}").log_prob(test).mean().item()
+    assert value == pytest.approx(rows["rnade", toy].value, abs=1e-6)
+    truth = -toy_density(toy).double().log_prob(test).mean().item()
+    gaussian = -Gaussian().fit(load_toy(toy, "train").double()).log_prob(test).mean().item()
+    assert truth < value < truth + 0.5, (value, truth)
+    assert value < gaussian - 0.5, (value, gaussian)
+
+
+def test_rnade_digits_checkpoint_scores_its_row_a_bound_below_a_gaussians(rows):
+    """On the dequantised digits the row is a bound on the discrete image's NLL: the
+    continuous test NLL of the checkpoint plus 64 log 17 (the density of x = (k + u) / 17 has
+    to be divided by 17 per pixel to become one of k + u). It beats a full-covariance Gaussian's
+    bound by more than 10 nats."""
+    x = {s: load_digits(s, "dequantized", seed=0)[0].double() for s in ("train", "test")}
+    with torch.no_grad():
+        continuous = -_rnade("ch06_rnade_digits").log_prob(x["test"]).mean().item()
+    bound = continuous + 64 * math.log(17)
+    assert bound == pytest.approx(rows["rnade", "digits-dequantized"].value, abs=1e-6)
+    gaussian = -Gaussian().fit(x["train"]).log_prob(x["test"]).mean().item() + 64 * math.log(17)
+    assert bound < gaussian - 10, (bound, gaussian)
+
+
+# --------------------------------------------------------------------------------------
+# the benchmark: a sampling-time line for every model of the results file
+# --------------------------------------------------------------------------------------
+
+def test_the_benchmark_times_every_model_of_the_results_file(rows):
+    """``benchmarks/ch06_bench.py`` builds every model with a test row (the scikit-learn fit
+    of FVSBN and the 100-image MADE trial are the same models as other rows), and only NADE,
+    the PixelCNNs and WaveNet claim a path faster than one network pass per coordinate (their
+    fast and naive draws agree: ``tests/test_autoregressive*.py``)."""
+    import ch06_bench
+
+    same_model = {("fvsbn-sklearn", "digits-binary"), ("made-small", "digits-binary"),
+                  ("structured-made-small", "digits-binary")}
+    benched = ch06_bench.models()
+    assert set(benched) == set(rows) - same_model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small EM fits and models: a second thread only costs time
+    try:
+        fast = {key for key, (build, _) in benched.items()
+                if ch06_bench.has_fast_sampling(build())}
+    finally:
+        torch.set_num_threads(threads)
+    assert fast == {("nade", "digits-binary"), ("pixelcnn", "digits-binary"),
+                    ("gated-pixelcnn", "digits-levels"), ("wavenet", "sine-waves")}
