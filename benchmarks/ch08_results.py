@@ -87,6 +87,7 @@ def toy_task(toy: str, variant: str, seed: int, redo: bool) -> None:
     if not redo and _have(model, toy, f"seed{seed}", "high_quality"):
         return
     config = ch08.toy_config(toy, variant)
+    cpu = None
     if seed == 0 and ch08.toy_recipe_name(toy, variant) in make_checkpoints.RECIPES:
         generator, seconds = _checkpoint(ch08.toy_recipe_name(toy, variant),
                                          toy_generator(config), redo)
@@ -96,13 +97,24 @@ def toy_task(toy: str, variant: str, seed: int, redo: bool) -> None:
         try:
             seed_everything(seed)
             generator = toy_generator(config)
-            start = time.perf_counter()
-            ch08.train_toy(toy, variant, generator, ch08.TOY_EPOCHS[toy], seed)
-            seconds = time.perf_counter() - start
+            start, cpu = time.perf_counter(), time.process_time()
+            ch08.train_toy(toy, variant, generator, ch08.toy_epochs(toy, variant), seed)
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         finally:
             torch.set_num_threads(threads)
     cov = toy_mode_coverage(ch08.toy_samples(toy, variant, generator), toy)
-    about = dict(config=f"{ch08.TOY_EPOCHS[toy]} epochs, hidden {config.hidden}",
+    nets = f"hidden {config.hidden}"
+    if config.g_hidden or config.g_layers:
+        nets = (f"generator {config.g_layers or config.layers} x {config.g_hidden or config.hidden}"
+                f", discriminator {config.layers} x {config.hidden}")
+    if config.latent_dim != 2:
+        nets += f", noise of {config.latent_dim} dimensions"
+    if config.pack > 1:
+        nets += f", packs of {config.pack}"
+    # CPU seconds (user + sys of this process, one thread) beside the wall-clock seconds,
+    # which the shared machine inflates
+    cpu_note = f"; {cpu:.0f} CPU s" if cpu is not None else ""
+    about = dict(config=f"{ch08.toy_epochs(toy, variant)} epochs, {nets}{cpu_note}",
                  seconds=seconds, seed=seed)
     _record([
         results.Result(model, toy, f"seed{seed}", "modes", cov.modes, **about),

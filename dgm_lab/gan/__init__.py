@@ -17,8 +17,8 @@ The package, in the order of the chapter:
   digits, conditional), :class:`DCGANGenerator` / :class:`DCGANDiscriminator` (28x28),
   the :class:`GAN` that holds a pair, :func:`truncated_normal` and :func:`interpolate`.
 * :mod:`~dgm_lab.gan.techniques`: feature matching, minibatch discrimination, historical
-  averaging, virtual batch normalisation, instance noise (label smoothing is an argument of
-  :func:`discriminator_loss`).
+  averaging, virtual batch normalisation, instance noise, packing (PacGAN: :func:`pack_samples`,
+  :class:`PackedDiscriminator`) (label smoothing is an argument of :func:`discriminator_loss`).
 * :mod:`~dgm_lab.gan.training`: :class:`GANConfig` (a variant: every technique a switch),
   :data:`VARIANTS`, :func:`gan_updates` (the two :class:`dgm_lab.train.Update` objects of
   Algorithm 1), :func:`train_gan`, :func:`train_toy_gan` (train a variant on a 2-D toy in one
@@ -54,6 +54,7 @@ from dgm_lab.gan.losses import (
     gradient_penalty,
     js_divergence,
     optimal_discriminator,
+    r1_penalty,
     value_function,
     wasserstein_1d,
     wasserstein_generator_loss,
@@ -71,10 +72,12 @@ from dgm_lab.gan.models import (
 from dgm_lab.gan.techniques import (
     HistoricalAverage,
     MinibatchDiscrimination,
+    PackedDiscriminator,
     VirtualBatchNorm,
     feature_matching_loss,
     instance_noise_std,
     minibatch_features,
+    pack_samples,
 )
 from dgm_lab.gan.training import (
     VARIANTS,
@@ -99,6 +102,7 @@ __all__ = [
     "MLPGenerator",
     "MinibatchDiscrimination",
     "ModeCoverage",
+    "PackedDiscriminator",
     "VARIANTS",
     "VirtualBatchNorm",
     "bilinear_game",
@@ -117,6 +121,8 @@ __all__ = [
     "minibatch_features",
     "mode_coverage",
     "optimal_discriminator",
+    "pack_samples",
+    "r1_penalty",
     "toy_discriminator",
     "toy_generator",
     "toy_mode_coverage",

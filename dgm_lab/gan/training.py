@@ -47,10 +47,16 @@ from dgm_lab.gan.losses import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    r1_penalty,
     wasserstein_generator_loss,
 )
 from dgm_lab.gan.models import GAN, MLPDiscriminator, MLPGenerator
-from dgm_lab.gan.techniques import HistoricalAverage, feature_matching_loss, instance_noise_std
+from dgm_lab.gan.techniques import (
+    HistoricalAverage,
+    PackedDiscriminator,
+    feature_matching_loss,
+    instance_noise_std,
+)
 from dgm_lab.gan.unrolled import UNROLL_OPTIMIZERS, unrolled_parameters
 from dgm_lab.train import History, TrainState, Update, fit
 
@@ -89,6 +95,8 @@ class GANConfig:
         instance_noise: the initial standard deviation of instance noise, annealed linearly
             to 0 over training (0: off).
         latent_dim, hidden, layers: the networks (toy GANs).
+        g_hidden, g_layers: the generator's own width and depth (None: ``hidden`` and
+            ``layers``), for a generator larger than its discriminator.
         lr, betas: Adam's learning rate and betas for both players.
         d_lr: the discriminator's own learning rate (None: ``lr``).
         lr_decay: decay both learning rates linearly to 0 over training (needs the number of
@@ -100,6 +108,14 @@ class GANConfig:
             or feature matching.
         unroll_optimizer: the unrolled steps' rule: ``"adam"`` (the discriminator's Adam,
             continuing from its current moments and learning rate) or ``"sgd"``.
+        pack: PacGAN (Lin et al., 2018): the discriminator judges packs of that many samples
+            (:class:`~dgm_lab.gan.PackedDiscriminator`; 1: off). Batches must split into
+            whole packs. Not with a gradient penalty (its norm is taken per sample, not per
+            pack) or a conditional GAN.
+        r1: the weight :math:`\\gamma` of the R1 penalty (Mescheder et al., 2018): the
+            discriminator's loss gains :math:`\\frac{\\gamma}{2} \\mathbb E_{p_r}
+            \\|\\nabla_x \\ell(x)\\|^2` (:func:`~dgm_lab.gan.r1_penalty`; 0: off). Not
+            with the Wasserstein loss (it has its own penalty).
     """
 
     loss: str = "non_saturating"
@@ -121,6 +137,10 @@ class GANConfig:
     lr_decay: bool = False
     unrolled_steps: int = 0
     unroll_optimizer: str = "adam"
+    pack: int = 1
+    r1: float = 0.0
+    g_hidden: int | None = None
+    g_layers: int | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.loss, "loss", LOSSES)
@@ -136,8 +156,9 @@ class GANConfig:
         check_bool(self.virtual_batch_norm, "virtual_batch_norm")
         check_bool(self.lr_decay, "lr_decay")
         check_non_negative(self.instance_noise, "instance_noise")
-        for name in ("latent_dim", "hidden", "layers"):
-            check_int(getattr(self, name), name)
+        for name in ("latent_dim", "hidden", "layers", "g_hidden", "g_layers"):
+            if getattr(self, name) is not None or not name.startswith("g_"):
+                check_int(getattr(self, name), name)
         check_positive(self.lr, "lr")
         if self.d_lr is not None:
             check_positive(self.d_lr, "d_lr")
@@ -150,6 +171,12 @@ class GANConfig:
         if self.unrolled_steps and (self.loss == "wasserstein" or self.feature_matching):
             raise ValueError("unrolled_steps unrolls the discriminator's cross-entropy: not "
                              "with loss='wasserstein' or feature_matching")
+        if check_non_negative(self.r1, "r1") and self.loss == "wasserstein":
+            raise ValueError("r1 penalises a discriminator's logits: not with "
+                             "loss='wasserstein' (use gradient_penalty)")
+        if check_int(self.pack, "pack") > 1 and self.gradient_penalty:
+            raise ValueError("pack > 1 with gradient_penalty: the penalty's norm would be per "
+                             "sample, not per pack")
 
     def replace(self, **changes: object) -> GANConfig:
         """A copy with some fields changed (``dataclasses.replace``)."""
@@ -168,6 +195,11 @@ VARIANTS: dict[str, GANConfig] = {
     "virtual_batch_norm": GANConfig(virtual_batch_norm=True),
     "instance_noise": GANConfig(instance_noise=0.3),
     "unrolled": GANConfig(unrolled_steps=5),
+    "pacgan": GANConfig(pack=2),
+    "r1": GANConfig(r1=1.0),
+    # PacGAN's networks for the 2-D toys (Lin et al., 2018, sec. 4.1): a generator of four
+    # hidden layers of 400 units against a discriminator of three of 200
+    "pacgan_large": GANConfig(pack=2, hidden=200, g_hidden=400, g_layers=4),
     "wgan": GANConfig(loss="wasserstein", n_critic=5, weight_clip=0.05, lr=1e-4,
                       betas=(0.5, 0.9)),
     "wgan_gp": GANConfig(loss="wasserstein", n_critic=5, gradient_penalty=0.1,
@@ -186,17 +218,23 @@ def toy_generator(config: GANConfig | None = None, *, data_dim: int = 2, num_cla
                   output: str = "identity") -> MLPGenerator:
     """The MLP generator a config describes (see :func:`build_toy_gan`)."""
     config = _checked(config)
-    return MLPGenerator(config.latent_dim, data_dim, config.hidden, config.layers,
+    return MLPGenerator(config.latent_dim, data_dim, config.g_hidden or config.hidden,
+                        config.g_layers or config.layers,
                         num_classes=num_classes, output=output,
                         virtual_batch_norm=config.virtual_batch_norm)
 
 
 def toy_discriminator(config: GANConfig | None = None, *, data_dim: int = 2,
                       num_classes: int = 0) -> MLPDiscriminator:
-    """The MLP discriminator a config describes (see :func:`build_toy_gan`)."""
+    """The MLP discriminator a config describes (see :func:`build_toy_gan`); with
+    ``config.pack`` = m > 1, an MLP on ``m * data_dim`` inputs inside a
+    :class:`~dgm_lab.gan.PackedDiscriminator`."""
     config = _checked(config)
-    return MLPDiscriminator(data_dim, config.hidden, config.layers, num_classes=num_classes,
-                            minibatch_kernels=config.minibatch_kernels)
+    if config.pack > 1 and num_classes:
+        raise ValueError("pack > 1 (PacGAN) is for unconditional GANs: num_classes must be 0")
+    net = MLPDiscriminator(data_dim * config.pack, config.hidden, config.layers,
+                           num_classes=num_classes, minibatch_kernels=config.minibatch_kernels)
+    return PackedDiscriminator(net, config.pack) if config.pack > 1 else net
 
 
 def build_toy_gan(config: GANConfig | None = None, *, data_dim: int = 2,
@@ -302,6 +340,9 @@ def gan_updates(gan: GAN, config: GANConfig | None = None, *,
         else:
             loss = discriminator_loss(real_out, fake_out, config.real_label)
             estimate = math.log(4.0) - loss.detach()
+            if config.r1:
+                loss = loss + 0.5 * config.r1 * r1_penalty(lambda v: model.discriminate(v, y),
+                                                           x)
         if averages is not None:
             loss = loss + config.historical_averaging * averages[0].penalty(model.discriminator)
         return {"loss": loss, "estimate": estimate}

@@ -1,0 +1,58 @@
+"""Chapter 8's recorded toy figures: the committed generators reproduce them, and the issue's
+bars on the 2-D toys are checked on the rows of ``benchmarks/results/ch08.csv``.
+
+The training runs take minutes each, so they live in ``benchmarks/ch08_results.py``; here the
+seed-0 generators that are committed as checkpoints are loaded and scored again (the oracle is
+``toy_mode_coverage`` on fresh samples of the loaded network, against the number recorded by
+the benchmark run), and the bars are read from the recorded rows of every seed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from dgm_lab import results
+from dgm_lab.gan import toy_generator, toy_mode_coverage
+
+sys.path.insert(0, str(results.ROOT / "benchmarks"))
+import ch08_checkpoints as ch08  # noqa: E402
+
+
+@pytest.mark.parametrize("toy, variant", [(t, v) for t, vs in ch08.TOY_CHECKPOINTS.items()
+                                          for v in vs])
+def test_the_committed_generators_reproduce_their_recorded_figures(toy, variant):
+    generator = toy_generator(ch08.toy_config(toy, variant))
+    results.load_checkpoint(ch08.toy_recipe_name(toy, variant), generator)
+    cov = toy_mode_coverage(ch08.toy_samples(toy, variant, generator.eval()), toy)
+    recorded = ch08.toy_figures(toy)[variant][0]
+    assert cov.modes == recorded["modes"]
+    assert cov.high_quality == pytest.approx(recorded["high_quality"], abs=1e-4)
+
+
+def test_the_vanilla_gan_collapse_is_shown():
+    """The plain GAN with a generator five times faster than its discriminator keeps at most
+    two of the eight modes, while the same GAN at equal speeds keeps all eight."""
+    figures = ch08.toy_figures("eight_gaussians")
+    assert figures["fast_generator"][0]["modes"] <= 2
+    assert figures["non_saturating"][0]["modes"] == 8
+
+
+def test_eight_gaussians_best_variant_bar():
+    """The bar: the best variant covers 8 of 8 modes with >= 90 % high-quality samples in
+    every seed (0, 1, 2). The best variant is the one whose worst seed is best."""
+    best = ch08.best_toy_variant("eight_gaussians")
+    seeds = ch08.toy_figures("eight_gaussians")[best]
+    assert [seeds[s]["modes"] for s in ch08.SEEDS] == [8, 8, 8]
+    assert min(seeds[s]["high_quality"] for s in ch08.SEEDS) >= 0.90
+
+
+def test_grid25_figures_are_recorded():
+    """The grid of 25: the bar (>= 23 of 25 modes) is not met (see the page); the recorded
+    rows must exist for the variants the page names, with counts in range."""
+    figures = ch08.toy_figures("grid25")
+    assert "minibatch_discrimination" in figures
+    for seeds in figures.values():
+        for row in seeds.values():
+            assert 0 <= row["modes"] <= 25 and 0.0 <= row["high_quality"] <= 1.0
