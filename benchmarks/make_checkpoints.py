@@ -84,8 +84,10 @@ _CH09 = [
                                 "unit": "nats per image, one-sample bound on -log P(k)"}),
     *[Recipe(_ch09.checkpoint_name(model, toy),
              build=lambda model=model: _ch09.build_toy_flow(model),
-             train=lambda m, epochs, toy=toy: _ch09.train_toy_flow(m, toy, epochs),
-             epochs=_ch09.TOY_EPOCHS, figure=lambda m, toy=toy: _ch09.toy_test_nll(m, toy),
+             train=lambda m, epochs, toy=toy, model=model: _ch09.train_toy_flow(
+                 m, toy, epochs, model),
+             epochs=_ch09.TOY_MODELS[model].epochs,
+             figure=lambda m, toy=toy: _ch09.toy_test_nll(m, toy),
              metric="nll", about={"data": toy, "split": "test", "unit": "nats per point"})
       for model, toy in _ch09.TOY_CHECKPOINTS],
 ]

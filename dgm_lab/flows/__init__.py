@@ -4,6 +4,7 @@
 density and simple layers. ``coupling``: NICE and RealNVP. ``glow``: actnorm, invertible 1x1
 convolutions, Glow. ``autoregressive``: MAF and IAF, built on MADE (chapter 6). ``spline``:
 rational-quadratic spline couplings (neural spline flows).
+``fresh``: training on new draws of a known density.
 ``dequantization``: flows on integer images and an honest bound on their likelihood.
 """
 
