@@ -9,7 +9,7 @@ digits, with a 2-D code, a beta-binomial decoder (as chapter 7's VAE), MLPs of t
 layers of 128 units, and the prior the AAE paper draws in its figure 4: ten Gaussians of
 standard deviation 0.5 evenly spaced on a circle of radius 4. Each is trained for 200 epochs
 of batches of 64 (``dgm_lab.vae.aae_losses``: reconstruction, discriminator and encoder
-updates on every batch; seed 0, one CPU thread), with three choices that make the codes of
+updates on every batch; one CPU thread), with three choices that make the codes of
 *held-out* images follow the prior (a first version without them, 300 epochs at an
 adversarial learning rate of 2e-4, matched the training codes but put a third of the test
 codes further than 3 standard deviations from every component, and its MMD test gave
@@ -27,6 +27,27 @@ p = 0.03 on the validation split):
 * ``ch12_aae_digits`` on the whole training split;
 * ``ch12_aae_digits_without_0`` on the training split without the zeros, for anomaly
   detection: do the test zeros stand out among the other test digits?
+
+The adversarial game ends differently from one initialisation to the next, so each model's
+seed (``SEEDS``, the recipe's seed: it sets the initial weights) was chosen among 0, 1 and 2
+on the *validation* figures only (MMD p-values at both widths, share of codes off the
+components, and for the full model the share of confident samples); the test figures were
+computed once, after the choice. Validation figures of the candidates (p median width /
+p width 0.5 / share off the components):
+
+* full model: seed 0 0.095 / 0.810 / 3.3 % (chosen), seed 1 0.581 / 0.137 / 5.0 %, seed 2
+  0.249 / 0.039 / 5.3 % (seeds 1 and 2 also decode fewer confident digits: 71 % and 76 %
+  against 78 %);
+* without the zeros: seed 0 0.037 / 0.113 / 3.4 %, seed 1 0.626 / 0.119 / 3.1 %, seed 2
+  0.886 / 0.140 / 1.5 % (chosen).
+
+Other recipes tried on the full model (seed 0 of the experiment, validation figures) did no
+better: input noise 3 or 4 levels (p 0.003 and 0.031), the reconstruction step on every
+second batch only (p 0.076, samples worse), 100 epochs (6.4 % off the components), 400 epochs
+(3.3 % off, p 0.060 with the recipe's initialisation), one-pixel shifts of the images in the
+adversarial steps (the components' shares go uneven, p_narrow 0.001). The codes that leave the
+components are atypical held-out digits that the encoder puts *inside* the ring, between
+classes; the training codes are off the components as rarely as prior draws (0.6 %).
 
 The third checkpoint, ``ch12_vae_eight_gaussians``, is the VAE the chapter sets beside
 chapter 8's GANs on the eight-Gaussians toy: a 2-D code, a Gaussian decoder with a learned
@@ -89,6 +110,7 @@ LR_ADVERSARIAL, INPUT_NOISE = 1e-3, 2.0
 PRIOR = {"components": 10, "radius": 4.0, "std": 0.5}
 HELD_OUT = 0  # the anomaly class of the second model
 NAMES = {None: "ch12_aae_digits", HELD_OUT: f"ch12_aae_digits_without_{HELD_OUT}"}
+SEEDS = {None: 0, HELD_OUT: 2}  # chosen on the validation figures (module docstring)
 PRIOR_SEED, PERMUTATION_SEED, PERMUTATIONS = 1, 0, 1000
 PRIOR_DRAWS = 100_000  # for the prior's own share of draws off its components
 SAMPLES, SAMPLE_SEED, CONFIDENT = 1000, 2, 0.9
@@ -179,12 +201,13 @@ def rows(without: int | None = None) -> list[results.Result]:
     aae = load_aae(without)
     meta = results.checkpoint_meta(NAMES[without])
     model = "aae" if without is None else f"aae-without-{without}"
-    config = CONFIG + ("" if without is None else f", trained without class {without}")
+    config = CONFIG + ("" if without is None else f", trained without class {without}") + (
+        f", seed {SEEDS[without]} of 0-2 chosen on validation")
 
     def row(split: str, metric: str, value: float, extra: str = "") -> results.Result:
         return results.Result(model, "digits-levels", split, metric, value,
                               config=config + extra, seconds=meta["seconds"], device="cpu",
-                              seed=0)
+                              seed=SEEDS[without])
 
     out = []
     for split in ("val", "test"):
@@ -278,7 +301,8 @@ def recipes(Recipe: type) -> list:  # noqa: N803  (the class, given by make_chec
              "unit": "squared MMD of the test codes against as many prior draws"}
     return [Recipe(NAMES[w], build=lambda w=w: build_aae(w),
                    train=lambda m, e, w=w: train_aae(m, e, w), epochs=EPOCHS,
-                   figure=lambda m, w=w: mmd_figure(m, w), metric="mmd2", about=about)
+                   figure=lambda m, w=w: mmd_figure(m, w), metric="mmd2", seed=SEEDS[w],
+                   about=about)
             for w in NAMES] + [
         Recipe("ch12_vae_eight_gaussians", build=build_toy_vae, train=train_toy_vae,
                epochs=TOY_VAE["epochs"], figure=toy_vae_nll, metric="nll",
