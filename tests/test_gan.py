@@ -548,6 +548,9 @@ def test_gan_sampling_is_repeatable_and_leaves_the_mode_alone():
     assert not a.requires_grad
     z = gan.sample_latent(1000, truncation=0.5)
     assert z.shape == (1000, 8) and z.abs().max() <= 0.5
+    for bad in (0.0, -1.0, float("nan")):  # the error names the caller's argument
+        with pytest.raises(ValueError, match="truncation must be"):
+            gan.sample(3, truncation=bad)
     with pytest.raises(TypeError, match="generator must be"):
         GAN("g", DCGANDiscriminator(4), 8)
 
@@ -575,6 +578,10 @@ def test_linear_and_spherical_interpolation():
     assert line[2].norm() < 3.0 - 0.8  # the straight line cuts inside
     with pytest.raises(ValueError, match="parallel"):
         interpolate(z0, 2 * z0, 3, spherical=True)
+    for a, b, name in ((torch.zeros(3), z1, "z0"), (z0, torch.zeros(3), "z1")):
+        with pytest.raises(ValueError, match=f"{name} is the zero vector"):
+            interpolate(a, b, 3, spherical=True)  # was silently NaN
+    torch.testing.assert_close(interpolate(torch.zeros(3), z1, 3)[1], z1 / 2)  # linear: fine
     with pytest.raises(ValueError, match="steps"):
         interpolate(z0, z1, 1)
 
@@ -665,6 +672,7 @@ def test_the_generator_update_uses_the_configured_loss(kind):
     torch.testing.assert_close(loss, expected)
 
 
+@pytest.mark.usefixtures("one_thread")  # tiny networks: more threads only contend (86 s -> s)
 @pytest.mark.parametrize("variant", ["non_saturating", "wgan_gp"])
 def test_a_short_run_moves_the_generator_onto_a_1d_gaussian(variant):
     """Oracle: the data's own mean and standard deviation (3 and 0.5); an untrained generator

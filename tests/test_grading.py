@@ -248,6 +248,10 @@ def test_close_names_a_narrower_float_dtype_when_the_values_differ():
     # float32 inputs: float32 is the right dtype, the difference is about the values only
     assert tight(x.float() / 3, case(exp, args=(x.float(),))).startswith("values differ")
     assert tight(x.float() / 3, case(exp, args=([x.float()],))).startswith("values differ")
+    # float32 tensors beside Python numbers (a label, a mean): float32 is still right
+    assert tight(x.float() / 3, case(exp, args=(x.float(), 0.9))).startswith("values differ")
+    assert tight(x.float() / 3, case(exp, args=(x.float(),), kwargs={"mu": 1.5})).startswith(
+        "values differ")
     # no floating input (a size, a count): the reference's dtype is what was wanted
     assert "expected float64, got float32" in tight(x.float() / 3, case(exp, args=(7,)))
     # a number: a float32 0-dim tensor or numpy scalar for a Python float, inside a tuple too

@@ -182,6 +182,12 @@ def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.T
 def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     r"""The WGAN generator's loss :math:`-\frac1m \sum_i f(G(z_i))`.
 
+    Arguments:
+        fake_scores: ``[m]`` critic scores :math:`f(G(z_i))` of generated examples.
+
+    Returns:
+        A 0-dimensional tensor: minus their mean.
+
     References:
         M. Arjovsky, S. Chintala and L. Bottou (2017). Wasserstein GAN, Algorithm 1.
 

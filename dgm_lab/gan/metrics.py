@@ -39,6 +39,13 @@ class ModeCoverage:
         high_quality: the share of samples within ``radius`` standard deviations of the nearest
             centre, in [0, 1].
         counts: ``[K]`` int64, high-quality samples per mode.
+
+    References:
+        L. Metz et al. (2017). Unrolled generative adversarial networks, sec. 3.1.
+
+    Example:
+        >>> ModeCoverage(modes=8, high_quality=0.9, counts=torch.full((8,), 281)).modes
+        8
     """
 
     modes: int
@@ -100,6 +107,10 @@ def toy_mode_coverage(samples: torch.Tensor, name: str, **kwargs: float) -> Mode
 
     Returns:
         A :class:`ModeCoverage`.
+
+    References:
+        L. Metz et al. (2017). Unrolled generative adversarial networks, sec. 3.1.
+        Z. Lin et al. (2018). PacGAN, sec. 4 (the grid of 25 Gaussians).
 
     Example:
         >>> from dgm_lab.data import load_toy

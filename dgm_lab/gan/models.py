@@ -337,6 +337,7 @@ class GAN(nn.Module):
         n = check_int(n, "n")
         dtype = next(self.generator.parameters()).dtype
         if truncation is not None:
+            check_positive(truncation, "truncation")  # named as the caller knows it
             return truncated_normal((n, self.latent_dim), truncation, generator,
                                     device=self.device, dtype=dtype)
         return randn((n, self.latent_dim), generator, device=self.device, dtype=dtype)
@@ -443,6 +444,10 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, *,
     t = torch.linspace(0, 1, steps, dtype=a.dtype, device=a.device)[:, None]
     if not spherical:
         return (1 - t) * a + t * b
+    for name, vector in (("z0", a), ("z1", b)):
+        if not bool(vector.norm() > 0):
+            raise ValueError(f"{name} is the zero vector: it has no direction, so the great "
+                             "circle is undefined; use the linear path")
     cos = torch.dot(a, b) / (a.norm() * b.norm())
     theta = torch.arccos(cos.clamp(-1.0, 1.0))
     if theta.abs() < 1e-6 or math.isclose(float(theta), math.pi, abs_tol=1e-6):

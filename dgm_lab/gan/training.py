@@ -116,6 +116,18 @@ class GANConfig:
             discriminator's loss gains :math:`\\frac{\\gamma}{2} \\mathbb E_{p_r}
             \\|\\nabla_x \\ell(x)\\|^2` (:func:`~dgm_lab.gan.r1_penalty`; 0: off). Not
             with the Wasserstein loss (it has its own penalty).
+
+    References:
+        I. Goodfellow et al. (2014). Generative adversarial nets, Algorithm 1 (``n_critic``).
+        T. Salimans et al. (2016). Improved techniques for training GANs, sec. 3 (feature
+        matching, minibatch discrimination, historical averaging, label smoothing, VBN).
+        M. Arjovsky et al. (2017), Algorithm 1; I. Gulrajani et al. (2017), Algorithm 1.
+        L. Metz et al. (2017), unrolled GANs; Z. Lin et al. (2018), PacGAN; L. Mescheder et al.
+        (2018), Which training methods for GANs do actually converge? (R1).
+
+    Example:
+        >>> GANConfig(real_label=0.9).replace(hidden=32).hidden
+        32
     """
 
     loss: str = "non_saturating"
@@ -216,7 +228,25 @@ def _checked(config: GANConfig | None) -> GANConfig:
 
 def toy_generator(config: GANConfig | None = None, *, data_dim: int = 2, num_classes: int = 0,
                   output: str = "identity") -> MLPGenerator:
-    """The MLP generator a config describes (see :func:`build_toy_gan`)."""
+    """The MLP generator a config describes (see :func:`build_toy_gan`).
+
+    Arguments:
+        config: its ``latent_dim``, ``hidden``, ``layers`` (or ``g_hidden``, ``g_layers`` when
+            set) and ``virtual_batch_norm`` are used (default: ``GANConfig()``).
+        data_dim: dimension of the samples.
+        num_classes: > 0 for a conditional generator :math:`G(z, y)`.
+        output: the output activation, ``"identity"`` or ``"sigmoid"``.
+
+    Returns:
+        An :class:`MLPGenerator` from the global random state.
+
+    References:
+        I. Goodfellow et al. (2014). Generative adversarial nets, sec. 3 (an MLP generator).
+
+    Example:
+        >>> toy_generator(GANConfig(latent_dim=2, hidden=8, layers=1))(torch.randn(5, 2)).shape
+        torch.Size([5, 2])
+    """
     config = _checked(config)
     return MLPGenerator(config.latent_dim, data_dim, config.g_hidden or config.hidden,
                         config.g_layers or config.layers,
@@ -228,7 +258,24 @@ def toy_discriminator(config: GANConfig | None = None, *, data_dim: int = 2,
                       num_classes: int = 0) -> MLPDiscriminator:
     """The MLP discriminator a config describes (see :func:`build_toy_gan`); with
     ``config.pack`` = m > 1, an MLP on ``m * data_dim`` inputs inside a
-    :class:`~dgm_lab.gan.PackedDiscriminator`."""
+    :class:`~dgm_lab.gan.PackedDiscriminator`.
+
+    Arguments:
+        config: its ``hidden``, ``layers``, ``minibatch_kernels`` and ``pack`` are used
+            (default: ``GANConfig()``).
+        data_dim: dimension of the examples.
+        num_classes: > 0 for a conditional discriminator :math:`D(x, y)`.
+
+    Returns:
+        An :class:`MLPDiscriminator` (logits ``[n]``) from the global random state.
+
+    References:
+        I. Goodfellow et al. (2014). Generative adversarial nets, sec. 3.
+
+    Example:
+        >>> toy_discriminator(GANConfig(hidden=8, layers=1))(torch.randn(5, 2)).shape
+        torch.Size([5])
+    """
     config = _checked(config)
     if config.pack > 1 and num_classes:
         raise ValueError("pack > 1 (PacGAN) is for unconditional GANs: num_classes must be 0")
@@ -253,6 +300,10 @@ def build_toy_gan(config: GANConfig | None = None, *, data_dim: int = 2,
 
     Returns:
         An untrained :class:`GAN`.
+
+    References:
+        L. Metz et al. (2017). Unrolled generative adversarial networks, sec. 3.1 (MLP
+        players on the 2-D toys).
 
     Example:
         >>> gan = build_toy_gan(VARIANTS["minibatch_discrimination"])
@@ -430,6 +481,9 @@ def train_gan(gan: GAN, data: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
         The :class:`~dgm_lab.train.History` (``step["d.loss"]``, ``step["g.loss"]``,
         ``step["d.estimate"]``, ...).
 
+    References:
+        I. Goodfellow et al. (2014). Generative adversarial nets, Algorithm 1.
+
     Example:
         >>> history = train_gan(gan, x_train, VARIANTS["non_saturating"], epochs=200, seed=0)
     """
@@ -465,6 +519,9 @@ def train_toy_gan(data: torch.Tensor, config: GANConfig | None = None, *, epochs
 
     Returns:
         ``(gan, history)``, the trained :class:`GAN` (in evaluation mode) and its history.
+
+    References:
+        L. Metz et al. (2017). Unrolled generative adversarial networks, sec. 3.1 (the toys).
 
     Example:
         >>> gan, history = train_toy_gan(load_toy("grid25"), VARIANTS["wgan_gp"], seed=1)

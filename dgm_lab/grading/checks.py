@@ -164,10 +164,12 @@ def _float_bits(value: object) -> int:
 
 
 def _input_bits(case: Case) -> int:
-    """The widest floating-point dtype among a case's inputs (0 when none is floating)."""
+    """The widest floating-point dtype among a case's tensor and array inputs (0 when none is
+    floating). Python floats do not count: a float32 case keeps plain numbers (a label, a
+    mean), and float32 is then the right dtype for its answer."""
     values = [*case.args, *case.kwargs.values()]
     values += [v for item in values if isinstance(item, (tuple, list)) for v in item]
-    return max((_float_bits(v) for v in values), default=0)
+    return max((_float_bits(v) for v in values if not isinstance(v, float)), default=0)
 
 
 def _narrower(got: object, expected: object, input_bits: int) -> str | None:

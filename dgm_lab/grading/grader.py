@@ -430,7 +430,8 @@ def gradient_problem(exercise: Exercise, case: Case, got: object,
         if value is None:
             return (f"the returned value does not depend on {name} through autograd (was that "
                     f"part detached?), so training cannot update {name}")
-        problem = compare(value, Case(expected=want, label=case.label))
+        # the case's inputs go along, so that a float32 case is not told float64 was wanted
+        problem = compare(value, Case(case.args, case.kwargs, expected=want, label=case.label))
         if problem is not None:
             return f"its gradient with respect to {name} differs from the reference: {problem}"
     return None
