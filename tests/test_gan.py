@@ -396,6 +396,8 @@ def test_minibatch_discrimination_layer_appends_the_statistics():
     torch.testing.assert_close(out[:, 4:], minibatch_features(x, layer.tensor))
     with pytest.raises(ValueError, match="tensor must have shape"):
         minibatch_features(x, torch.zeros(3, 2, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match="tensor must have the dtype of features"):
+        minibatch_features(x, layer.tensor.float())
 
 
 def test_virtual_batch_norm_uses_the_reference_batch_plus_the_example():

@@ -131,6 +131,8 @@ def minibatch_features(features: torch.Tensor, tensor: torch.Tensor) -> torch.Te
     if t.shape[0] != f.shape[1]:
         raise ValueError(f"tensor must have shape [A, B, C] with A = {f.shape[1]} (the number "
                          f"of features), got {tuple(t.shape)}")
+    if t.dtype != f.dtype:
+        raise TypeError(f"tensor must have the dtype of features ({f.dtype}), got {t.dtype}")
     m = torch.einsum("na,abc->nbc", f, t)  # [n, B, C]
     l1 = (m[:, None] - m[None, :]).abs().sum(-1)  # [n, n, B]: ||M_i,b - M_j,b||_1
     return torch.exp(-l1).sum(1)
