@@ -43,6 +43,7 @@ from dgm_lab.grading import (
     each,
     exact,
     grade_submission,
+    keeps_dtype,
     load_lab,
     read_notebook,
     runner,
@@ -262,6 +263,39 @@ def test_close_names_a_narrower_float_dtype_when_the_values_differ():
     assert tight(torch.tensor(0.5), case(1.0, args=(x,))) == (  # both problems are named
         "wrong dtype: expected float64, got float32; value differs from the reference: "
         "largest error 0.5")
+
+
+def test_keeps_dtype_refuses_a_result_of_another_dtype_on_every_case():
+    """close() lets a float32 result of float64 inputs through when its rounding stays inside
+    the tolerance (so a float32 answer passes some random cases and fails others);
+    keeps_dtype refuses it whatever the values, in a returned tuple too, naming the value."""
+    x = torch.linspace(0, 1, 7, dtype=torch.float64)
+    check = keeps_dtype(close(rtol=1e-5))
+    assert close(rtol=1e-5)(x.float(), case(x, args=(x,))) is None  # the lottery it closes
+    assert check(x.float(), case(x, args=(x,))) == (
+        "wrong dtype: the inputs are float64, the result is float32: keep the inputs' dtype")
+    assert check(x.clone(), case(x, args=(x,))) is None
+    assert check(x.clone(), case(x, args=(x,), kwargs={"y": x})) is None
+    assert check(x.float(), case(x.float(), args=(x.float(), 3))) is None  # float32 inputs
+    assert check(x, case(x.float(), args=(x.float(),))).endswith("the result is float64: "
+                                                                 "keep the inputs' dtype")
+    assert "inputs are float64" in check(x.float(), case(x, args=([x, x],)))  # inside a list
+    assert "inputs are float64" in check(x.float(), case(x, kwargs={"y": x}))
+    # a tuple: each tensor of it, named
+    pair = keeps_dtype(close(names=("log_p", "a")), names=("log_p", "a"))
+    assert pair((x, x.float()), case((x, x), args=(x,))) == (
+        "wrong dtype: the inputs are float64, a is float32: keep the inputs' dtype")
+    assert "value 2 of the result is float32" in keeps_dtype(close())(
+        [x, x.float()], case((x, x), args=(x,)))
+    assert pair((x, x), case((x, x), args=(x,))) is None
+    # an integer result is refused by name too; wrong values still reach the comparison
+    assert "the result is int64" in check(x.long(), case(x, args=(x,)))
+    assert check(x + 1, case(x, args=(x,))).startswith("values differ")
+    # no floating input, or mixed ones: nothing to keep, the comparison decides
+    assert check(x.float(), case(x, args=(7,))) is None
+    assert check(x.float(), case(x, args=(x, x.float()))) is None
+    with pytest.raises(TypeError, match="compare must be callable"):
+        keeps_dtype(3)
 
 
 def test_close_reports_how_many_values_differ_and_the_largest_error():

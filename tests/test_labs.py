@@ -872,6 +872,62 @@ def test_answer_that_imports_the_reference_scores_zero_on_that_exercise(lab, gra
 # {test grade_id: expected score, or "full"})]}. Answers to different exercises share one
 # submission (fewer sandbox starts); the exercises not listed get the solution, full marks.
 READER_FOUND: dict[str, list[tuple[dict[str, str], dict[str, float | str]]]] = {
+    "lab06_autoregressive": [
+        # a float32 result of float64 inputs earns the float32 case only (a quarter of ex1,
+        # 1 of 3.2 case weights of ex5), on every seed; a next pre-activation without the
+        # [:, None]; MADE's output mask from the first hidden layer; a causal convolution
+        # that ignores the bias earns only the no-bias case (0.2 of 3.2 weights: 0.12 of 2)
+        ({"ex1_code": "def fvsbn_log_prob(x, weight, bias):\n"
+                      "    x, weight, bias = x.float(), weight.float(), bias.float()\n"
+                      "    logits = x @ torch.tril(weight, -1).T + bias\n"
+                      "    ls = torch.nn.functional.logsigmoid\n"
+                      "    return (x * ls(logits) + (1 - x) * ls(-logits)).sum(1)\n",
+          "ex2_code": "def nade_step(a, x_d, w_d, v_d, b_d):\n"
+                      "    logit = b_d + torch.sigmoid(a) @ v_d\n"
+                      "    ls = torch.nn.functional.logsigmoid\n"
+                      "    return x_d * ls(logit) + (1 - x_d) * ls(-logit), a + x_d * w_d\n",
+          "ex3_code": "def made_masks(degrees):\n"
+                      "    m = [(b[:, None] >= a[None, :]).float()\n"
+                      "         for a, b in zip(degrees[:-1], degrees[1:])]\n"
+                      "    return m + [(degrees[0][:, None] > degrees[1][None, :]).float()]\n",
+          "ex5_code": "def causal_conv1d(x, weight, bias, dilation):\n"
+                      "    p = (weight.shape[2] - 1) * dilation\n"
+                      "    return torch.nn.functional.conv1d(torch.nn.functional.pad(x, (p, 0)),\n"
+                      "                                      weight, None, dilation=dilation)\n"},
+         {"ex1_tests": 0.5, "ex2_tests": 0.0, "ex3_tests": 0.0, "ex5_tests": 0.12}),
+        # right values, but an input changed in place (the lab says not to); a convolution
+        # that forgets the dilation (right only where T = 1)
+        ({"ex1_code": "def fvsbn_log_prob(x, weight, bias):\n"
+                      "    weight.tril_(-1)\n"
+                      "    logits = x @ weight.T + bias\n"
+                      "    ls = torch.nn.functional.logsigmoid\n"
+                      "    return (x * ls(logits) + (1 - x) * ls(-logits)).sum(1)\n",
+          "ex2_code": "def nade_step(a, x_d, w_d, v_d, b_d):\n"
+                      "    logit = b_d + torch.sigmoid(a) @ v_d\n"
+                      "    ls = torch.nn.functional.logsigmoid\n"
+                      "    log_p = x_d * ls(logit) + (1 - x_d) * ls(-logit)\n"
+                      "    a += x_d[:, None] * w_d\n"
+                      "    return log_p, a\n",
+          "ex5_code": "def causal_conv1d(x, weight, bias, dilation):\n"
+                      "    p = (weight.shape[2] - 1) * dilation\n"
+                      "    return torch.nn.functional.conv1d(torch.nn.functional.pad(x, (p, 0)),\n"
+                      "                                      weight, bias)[..., -x.shape[2]:]\n"},
+         {"ex1_tests": 0.0, "ex2_tests": 0.0, "ex5_tests": 0.0}),
+        # float32 throughout: the float32 case only (a quarter of ex2, 0.62 of ex5's 2 points)
+        ({"ex2_code": "def nade_step(a, x_d, w_d, v_d, b_d):\n"
+                      "    a, x_d, w_d, v_d, b_d = (t.float() for t in (a, x_d, w_d, v_d, b_d))\n"
+                      "    logit = b_d + torch.sigmoid(a) @ v_d\n"
+                      "    ls = torch.nn.functional.logsigmoid\n"
+                      "    log_p = x_d * ls(logit) + (1 - x_d) * ls(-logit)\n"
+                      "    return log_p, a + x_d[:, None] * w_d\n",
+          "ex5_code": "def causal_conv1d(x, weight, bias, dilation):\n"
+                      "    p = (weight.shape[2] - 1) * dilation\n"
+                      "    b = None if bias is None else bias.float()\n"
+                      "    return torch.nn.functional.conv1d(\n"
+                      "        torch.nn.functional.pad(x.float(), (p, 0)), weight.float(), b,\n"
+                      "        dilation=dilation)\n"},
+         {"ex2_tests": 0.75, "ex5_tests": 0.62}),
+    ],
     "lab07_vae": [
         # the draw and the ELBO have the right values but cannot train: detached, computed
         # under no_grad, sigma detached, the KL detached, computed in numpy

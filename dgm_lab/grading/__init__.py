@@ -18,6 +18,7 @@ from dgm_lab.grading.checks import (
     close,
     each,
     exact,
+    keeps_dtype,
     load_lab,
     satisfies,
 )
@@ -37,6 +38,6 @@ from dgm_lab.grading.sandbox import Limits, SandboxError, status
 __all__ = [
     "Case", "CaseResult", "CheckFileError", "Exercise", "Lab", "LabSource", "Limits", "Report",
     "SandboxError", "UnreadableNotebook", "UnsafeArchive", "Unsupported", "Verdict", "all_of",
-    "close", "collect_zip", "each", "exact", "grade_submission", "load_lab", "read_notebook",
-    "satisfies", "status",
+    "close", "collect_zip", "each", "exact", "grade_submission", "keeps_dtype", "load_lab",
+    "read_notebook", "satisfies", "status",
 ]

@@ -24,7 +24,8 @@ A comparison is any callable ``compare(got, case) -> str | None``: ``None`` when
 value ``got`` is right, else a message the student can act on. It runs in the grader, on plain
 data read back from the sandbox (tensors, arrays, numbers, strings, tuples, lists, dicts; an
 :class:`Unsupported` for anything else). :func:`close`, :func:`exact`, :func:`each`,
-:func:`satisfies` and :func:`all_of` cover most exercises.
+:func:`satisfies` and :func:`all_of` cover most exercises; :func:`keeps_dtype` wraps one to
+refuse a result whose dtype is not the inputs'.
 """
 
 from __future__ import annotations
@@ -360,6 +361,54 @@ def all_of(*compares: Compare) -> Compare:
         return None
 
     return compare_all
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def keeps_dtype(compare: Compare, *, names: Sequence[str] = ()) -> Compare:
+    """``compare``, after checking that every tensor the answer returned (the result, or each
+    value of a returned tuple / list) has the dtype of the case's floating-point tensor inputs,
+    as labs ask ("float64 or float32: return the same dtype"). :func:`close` alone lets a
+    narrower result through whenever its rounding happens to stay inside the tolerance, so the
+    same float32 answer would pass on some random cases and fail on others; this refuses it on
+    every case. Cases whose floating-point inputs mix dtypes (or have none) are not checked.
+
+    Arguments:
+        compare: the comparison that runs when the dtypes are right.
+        names: names of the returned values of a tuple, for messages.
+
+    Returns:
+        ``compare(got, case) -> str | None``.
+
+    Example:
+        >>> x = torch.zeros(3, dtype=torch.float64)
+        >>> keeps_dtype(close())(x.float(), Case(args=(x,), expected=x))
+        "wrong dtype: the inputs are float64, the result is float32: keep the inputs' dtype"
+    """
+    if not callable(compare):
+        raise TypeError(f"keeps_dtype(): compare must be callable, got {compare!r}")
+    names = tuple(names)
+
+    def check(got: object, case: Case) -> str | None:
+        values = [*case.args, *case.kwargs.values()]
+        values += [v for item in values if isinstance(item, (tuple, list)) for v in item]
+        dtypes = {v.dtype for v in values
+                  if isinstance(v, torch.Tensor) and v.is_floating_point()}
+        if len(dtypes) == 1:
+            want = dtypes.pop()
+            results = ([("the result", got)] if not isinstance(got, (tuple, list)) else
+                       [(names[i] if i < len(names) else f"value {i + 1} of the result", v)
+                        for i, v in enumerate(got)])
+            for name, value in results:
+                if isinstance(value, torch.Tensor) and value.dtype != want:
+                    return (f"wrong dtype: the inputs are {_dtype_name(want)}, {name} is "
+                            f"{_dtype_name(value.dtype)}: keep the inputs' dtype")
+        return compare(got, case)
+
+    check.__qualname__ = f"keeps_dtype({getattr(compare, '__qualname__', 'compare')})"
+    return check
 
 
 # ----------------------------------------------------------------------------- declarations

@@ -20,8 +20,7 @@ the right values and cannot train.
 import numpy as np
 import torch
 
-from dgm_lab.grading import Case, Exercise, Lab, close
-from dgm_lab.grading.checks import Compare
+from dgm_lab.grading import Case, Exercise, Lab, close, keeps_dtype
 from dgm_lab.vae import bernoulli_elbo as reference_bernoulli_elbo
 from dgm_lab.vae import importance_weighted_bound as reference_iwae_bound
 from dgm_lab.variational import gaussian_kl as reference_gaussian_kl
@@ -30,22 +29,7 @@ from dgm_lab.variational import reparameterize as reference_reparameterize
 F32 = "float32"
 
 
-def _keeps_dtype(compare: Compare) -> Compare:
-    """``compare``, after checking that a tensor result has the dtype of the floating-point
-    tensor inputs, as the lab asks (a float32 result of float64 inputs, or the reverse, is
-    refused even when its rounding stays inside the tolerance)."""
-    def check(got: object, case: Case) -> str | None:
-        dtypes = {a.dtype for a in case.args
-                  if isinstance(a, torch.Tensor) and a.is_floating_point()}
-        if isinstance(got, torch.Tensor) and len(dtypes) == 1 and got.dtype not in dtypes:
-            want = str(dtypes.pop()).removeprefix("torch.")
-            return (f"wrong dtype: the inputs are {want}, the result is "
-                    f"{str(got.dtype).removeprefix('torch.')}: keep the inputs' dtype")
-        return compare(got, case)
-    return check
-
-
-F32_CLOSE = _keeps_dtype(close(rtol=1e-4, atol=1e-3))
+F32_CLOSE = keeps_dtype(close(rtol=1e-4, atol=1e-3))
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -134,7 +118,7 @@ def iwae_cases(rng: np.random.Generator):
         expected = reference_iwae_bound(log_px, z, mu, log_var)
         if i == 3:
             yield Case(_f32((log_px, z, mu, log_var)), expected=expected,
-                       label=f"{F32}, k={k}", compare=_keeps_dtype(close(rtol=1e-4, atol=2e-2)))
+                       label=f"{F32}, k={k}", compare=keeps_dtype(close(rtol=1e-4, atol=2e-2)))
         else:
             yield Case((log_px, z, mu, log_var), expected=expected,
                        label=f"float64, k={k}, n={n}, L={latent}")
@@ -142,13 +126,13 @@ def iwae_cases(rng: np.random.Generator):
 
 LAB = Lab(exercises=[
     Exercise(answer="ex1_code", test="ex1_tests", function="gaussian_kl",
-             cases=gaussian_kl_cases, compare=_keeps_dtype(close(rtol=1e-6, atol=1e-8))),
+             cases=gaussian_kl_cases, compare=keeps_dtype(close(rtol=1e-6, atol=1e-8))),
     Exercise(answer="ex2_code", test="ex2_tests", function="reparameterize",
-             cases=reparameterize_cases, compare=_keeps_dtype(close(rtol=1e-6, atol=1e-8)),
+             cases=reparameterize_cases, compare=keeps_dtype(close(rtol=1e-6, atol=1e-8)),
              gradient_of={0: "mu", 1: "log_var"}),
     Exercise(answer="ex3_code", test="ex3_tests", function="bernoulli_elbo",
-             cases=bernoulli_elbo_cases, compare=_keeps_dtype(close(rtol=1e-6, atol=1e-6)),
+             cases=bernoulli_elbo_cases, compare=keeps_dtype(close(rtol=1e-6, atol=1e-6)),
              gradient_of={1: "logits", 2: "mu", 3: "log_var"}),
     Exercise(answer="ex4_code", test="ex4_tests", function="iwae_bound",
-             cases=iwae_cases, compare=_keeps_dtype(close(rtol=1e-6, atol=1e-6))),
+             cases=iwae_cases, compare=keeps_dtype(close(rtol=1e-6, atol=1e-6))),
 ])
