@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from lab_shares import answer_share
 
 from dgm_lab.grading import grade_submission
-from dgm_lab.grading import runner as safe_format
-from dgm_lab.grading.grader import LabSource, _draw_cases, gradient_problem
+from dgm_lab.grading.grader import LabSource
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "solutions" / "lab09_flows"
@@ -71,25 +71,11 @@ SEEDS = range(5)
 
 
 def _share(function: str, answer: str, seed: int) -> float:
-    """The share of the exercise's points ``answer`` gets on this seed's cases, judged as the
-    grader judges what comes back from the sandbox (value, then gradient)."""
-    source = LabSource.load(LAB)
-    index, ex = next((i, e) for i, e in enumerate(source.lab.exercises) if e.function == function)
+    """The share of the exercise's points the answer gets on this seed's cases (see
+    ``lab_shares``)."""
     namespace: dict = {"torch": torch}
     exec(answer, namespace)  # noqa: S102 - the test's own answers
-    cases = _draw_cases(ex, seed, index)
-    passed = 0.0
-    for case in cases:
-        result = safe_format.call(namespace[function], case.args, case.kwargs,
-                                  list(ex.gradient_of))
-        if "error" in result:
-            continue
-        compare = case.compare or ex.compare
-        problem = compare(result["value"], case)
-        if problem is None and ex.gradient_of:
-            problem = gradient_problem(ex, case, result["gradient"], compare)
-        passed += case.weight * (problem is None)
-    return passed / sum(case.weight for case in cases)
+    return answer_share(LabSource.load(LAB).lab, function, namespace[function], seed)
 
 
 @pytest.mark.parametrize("function", sorted(RIGHT))

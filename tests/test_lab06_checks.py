@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from lab_shares import answer_share
 
-from dgm_lab.grading import Limits
-from dgm_lab.grading import runner as safe_format
-from dgm_lab.grading.grader import _draw_cases, _judge
+from dgm_lab.grading.grader import _draw_cases
 
 LAB = Path(__file__).resolve().parents[1] / "solutions" / "lab06_autoregressive"
 SEEDS = range(30)
@@ -45,17 +43,7 @@ def share(function: str, answer) -> float:
 def shares(function: str, answer) -> list[float]:
     """The share of the case weights ``answer`` earns on each seed of ``SEEDS``."""
     lab = _lab()
-    index, ex = next((i, e) for i, e in enumerate(lab.exercises) if e.function == function)
-    torch.set_num_threads(1)
-    out = []
-    for seed in SEEDS:
-        cases = _draw_cases(ex, seed, index)
-        results = [safe_format.call(answer, c.args, c.kwargs, list(ex.gradient_of))
-                   for c in cases]
-        # the grader reads only the source's Lab (to word an error)
-        judged, _ = _judge(ex, cases, results, SimpleNamespace(lab=lab), Limits())
-        out.append(sum(c.weight for c in judged if c.passed) / sum(c.weight for c in cases))
-    return out
+    return [answer_share(lab, function, answer, seed) for seed in SEEDS]
 
 
 def float32_share(function: str) -> float:

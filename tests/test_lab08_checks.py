@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from lab_shares import answer_share
 
 from dgm_lab.grading import grade_submission
-from dgm_lab.grading import runner as safe_format
-from dgm_lab.grading.grader import LabSource, _draw_cases, gradient_problem
+from dgm_lab.grading.grader import LabSource, _draw_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "solutions" / "lab08_gans"
@@ -106,25 +106,11 @@ WRONG = [
 
 
 def _share(function: str, body: str, seed: int) -> float:
-    """The share of the exercise's points the answer gets on this seed's cases, judged as the
-    grader judges what comes back from the sandbox (value, then gradient)."""
-    lab = LabSource.load(LAB).lab
-    index, ex = next((i, e) for i, e in enumerate(lab.exercises) if e.function == function)
+    """The share of the exercise's points the answer gets on this seed's cases (see
+    ``lab_shares``)."""
     namespace: dict = {"torch": torch, "math": __import__("math")}
     exec(source(function, body), namespace)  # noqa: S102 - the test's own answers
-    cases = _draw_cases(ex, seed, index)
-    passed = 0.0
-    for case in cases:
-        result = safe_format.call(namespace[function], case.args, case.kwargs,
-                                  list(ex.gradient_of))
-        if "error" in result:
-            continue
-        compare = case.compare or ex.compare
-        problem = compare(result["value"], case)
-        if problem is None and ex.gradient_of:
-            problem = gradient_problem(ex, case, result["gradient"], compare)
-        passed += case.weight * (problem is None)
-    return passed / sum(case.weight for case in cases)
+    return answer_share(LabSource.load(LAB).lab, function, namespace[function], seed)
 
 
 @pytest.mark.parametrize("name, function, body", RIGHT, ids=[r[0] for r in RIGHT])
