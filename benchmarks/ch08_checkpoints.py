@@ -110,7 +110,8 @@ TOY_VARIANTS = {"eight_gaussians": ("non_saturating", "fast_generator",
                            "pacgan_large")}
 TOY_CHECKPOINTS = {"eight_gaussians": ("non_saturating", "fast_generator",
                                        "minibatch_discrimination", "wgan_gp",
-                                       "minibatch_discrimination_300_epochs"),
+                                       "minibatch_discrimination_300_epochs",
+                                       "virtual_batch_norm"),
                    "grid25": ("minibatch_discrimination",)}
 EVAL_SAMPLES, EVAL_SEED = 2500, 0
 

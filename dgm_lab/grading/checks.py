@@ -164,13 +164,18 @@ def _float_bits(value: object) -> int:
     return 64 if isinstance(value, float) else 0
 
 
+def _inputs(case: Case) -> list:
+    """A case's arguments, with the items of tuple / list arguments one level down."""
+    values = [*case.args, *case.kwargs.values()]
+    values += [v for item in values if isinstance(item, (tuple, list)) for v in item]
+    return values
+
+
 def _input_bits(case: Case) -> int:
     """The widest floating-point dtype among a case's tensor and array inputs (0 when none is
     floating). Python floats do not count: a float32 case keeps plain numbers (a label, a
     mean), and float32 is then the right dtype for its answer."""
-    values = [*case.args, *case.kwargs.values()]
-    values += [v for item in values if isinstance(item, (tuple, list)) for v in item]
-    return max((_float_bits(v) for v in values if not isinstance(v, float)), default=0)
+    return max((_float_bits(v) for v in _inputs(case) if not isinstance(v, float)), default=0)
 
 
 def _narrower(got: object, expected: object, input_bits: int) -> str | None:
@@ -392,9 +397,7 @@ def keeps_dtype(compare: Compare, *, names: Sequence[str] = ()) -> Compare:
     names = tuple(names)
 
     def check(got: object, case: Case) -> str | None:
-        values = [*case.args, *case.kwargs.values()]
-        values += [v for item in values if isinstance(item, (tuple, list)) for v in item]
-        dtypes = {v.dtype for v in values
+        dtypes = {v.dtype for v in _inputs(case)
                   if isinstance(v, torch.Tensor) and v.is_floating_point()}
         if len(dtypes) == 1:
             want = dtypes.pop()
