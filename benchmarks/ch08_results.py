@@ -111,6 +111,8 @@ def toy_task(toy: str, variant: str, seed: int, redo: bool) -> None:
         nets += f", noise of {config.latent_dim} dimensions"
     if config.pack > 1:
         nets += f", packs of {config.pack}"
+    if variant in ch08.FRESH_DATA:
+        nets += f", fresh draws of the mixture in batches of {ch08.FRESH_DATA[variant]}"
     # CPU seconds (user + sys of this process, one thread) beside the wall-clock seconds,
     # which the shared machine inflates
     cpu_note = f"; {cpu:.0f} CPU s" if cpu is not None else ""

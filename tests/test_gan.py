@@ -691,6 +691,34 @@ def test_a_short_run_moves_the_generator_onto_a_1d_gaussian(variant):
     assert np.isfinite(history.step["d.estimate"]).all()
 
 
+def test_train_gan_takes_a_loader_of_fresh_batches():
+    """A ``DataLoader`` is used as it is: each of its batches is one step (``epochs * len``
+    steps, the learning rate decayed to 0 over exactly those), and fresh draws of N(3, 0.5^2)
+    every batch teach the generator the data's mean and spread (oracle: 3 and 0.5)."""
+    from torch.utils.data import DataLoader, IterableDataset
+
+    class Fresh(IterableDataset):
+        def __init__(self):
+            self.rng = torch.Generator().manual_seed(0)
+
+        def __len__(self):
+            return 8
+
+        def __iter__(self):
+            for _ in range(8):
+                yield 3.0 + 0.5 * torch.randn(64, 1, generator=self.rng)
+
+    config = VARIANTS["non_saturating"].replace(latent_dim=1, hidden=16, layers=2, lr=5e-3,
+                                                lr_decay=True)
+    gan = _tiny(config)
+    history = train_gan(gan, DataLoader(Fresh(), batch_size=None), config, epochs=40,
+                        batch_size=999, seed=0, device="cpu")
+    assert len(history.step["d.loss"]) == 40 * 8
+    x = gan.sample(2000, torch.Generator().manual_seed(1))
+    assert abs(x.mean().item() - 3.0) < 0.25
+    assert 0.2 < x.std().item() < 0.9
+
+
 def test_n_critic_weight_clipping_and_learning_rate_decay():
     config = VARIANTS["wgan"].replace(latent_dim=1, hidden=8, layers=1, n_critic=3,
                                       weight_clip=0.01, lr_decay=True)

@@ -460,7 +460,7 @@ def gan_updates(gan: GAN, config: GANConfig | None = None, *,
                    scheduler=schedules[1], scheduler_interval="step", name="g")]
 
 
-def train_gan(gan: GAN, data: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+def train_gan(gan: GAN, data: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | DataLoader,
               config: GANConfig | None = None, *, epochs: int, batch_size: int = 128,
               seed: int | None = None, device: torch.device | str | None = None,
               progress: bool = False) -> History:
@@ -468,10 +468,13 @@ def train_gan(gan: GAN, data: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
 
     Arguments:
         gan: a :class:`GAN`.
-        data: real examples ``[n, ...]``, or ``(x, y)`` with int64 labels for a conditional GAN.
+        data: real examples ``[n, ...]``, or ``(x, y)`` with int64 labels for a conditional GAN,
+            or a ``DataLoader`` of batches used as it is (e.g. fresh draws from a known
+            density each batch: ``dgm_lab.flows.fresh.fresh_loader``).
         config: the variant (default :class:`GANConfig()`).
         epochs: passes over the data (each batch is one discriminator step).
-        batch_size: examples per batch (and generated examples per step).
+        batch_size: examples per batch (and generated examples per step); a ``DataLoader``
+            sets its own.
         seed: seeds the weights' later updates, the noise and the shuffling (CPU runs repeat
             exactly); seed before building the GAN as well for a fully repeatable run.
         device: where to train (default :func:`dgm_lab.device`).
@@ -487,14 +490,17 @@ def train_gan(gan: GAN, data: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
     Example:
         >>> history = train_gan(gan, x_train, VARIANTS["non_saturating"], epochs=200, seed=0)
     """
-    tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
-    batch_size = check_int(batch_size, "batch_size")
-    # whole batches by fancy indexing: a DataLoader that fetches example by example spends
-    # more time than the small networks of the toys do
-    order = torch.Generator().manual_seed(seed) if seed is not None else None
-    sampler = BatchSampler(RandomSampler(range(len(tensors[0])), generator=order), batch_size,
-                           drop_last=False)
-    loader = DataLoader(TensorDataset(*tensors), sampler=sampler, batch_size=None)
+    if isinstance(data, DataLoader):
+        loader = data
+    else:
+        tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+        batch_size = check_int(batch_size, "batch_size")
+        # whole batches by fancy indexing: a DataLoader that fetches example by example spends
+        # more time than the small networks of the toys do
+        order = torch.Generator().manual_seed(seed) if seed is not None else None
+        sampler = BatchSampler(RandomSampler(range(len(tensors[0])), generator=order),
+                               batch_size, drop_last=False)
+        loader = DataLoader(TensorDataset(*tensors), sampler=sampler, batch_size=None)
     epochs = check_int(epochs, "epochs")
     updates = gan_updates(gan, config, total_steps=epochs * len(loader))
     return fit(gan, updates, loader, epochs=epochs, seed=seed, device=device, progress=progress)
