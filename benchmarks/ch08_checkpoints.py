@@ -13,8 +13,9 @@ the very model whose figures the results file holds.
 The models:
 
 * ``ch08_gan_<toy>_<variant>`` (the variants of :data:`TOY_CHECKPOINTS`): the generator of a
-  GAN variant (``dgm_lab.gan.VARIANTS``) trained on a toy's 2,000 training points under the
-  chapter's protocol (:func:`toy_config`); figure: the share of 2,500 samples that are *not*
+  GAN variant (``dgm_lab.gan.VARIANTS``) trained on a toy's 2,000 training points (or on
+  fresh draws of its density, :data:`FRESH_DATA`) under the chapter's protocol
+  (:func:`toy_config`); figure: the share of 2,500 samples that are *not*
   high quality (further than 3 sigma from every mode).
 * ``ch08_classifier_digits``, ``ch08_classifier_mnist``: the classifiers that judge generated
   digits (``dgm_lab.gan.digit_classifier``), trained on the training split; figure: test
@@ -100,9 +101,9 @@ TOY_EXTRA = {"fast_generator": VARIANTS["non_saturating"].replace(d_lr=2e-4),
              # virtual batch norm on fresh draws from the mixture (FRESH_DATA)
              "virtual_batch_norm_fresh": VARIANTS["virtual_batch_norm"],
              "virtual_batch_norm_fresh_128": VARIANTS["virtual_batch_norm"]}
-#: Variants trained on *fresh samples* of the toy's density, a new batch every step, as the
-#: papers on the grid of 25 did (they drew 100,000 points or more), instead of the 2,000 fixed
-#: training points, with their batch size: an epoch is as many batches of new draws as the
+#: Variants trained on *fresh samples* of the toy's density, a new batch every step (PacGAN's
+#: published grid runs drew 100,000 points), instead of the 2,000 fixed training points, with
+#: their batch size: an epoch is as many batches of new draws as the
 #: fixed points make in batches of TOY_BATCH, so the number of steps is the protocol's.
 #: (Probes on the grid with other streams of fresh draws, not recorded: batches of 512 covered
 #: 23, 25 and 23 modes in seeds 0-2, batches of 1024 25 and 20 in seeds 0 and 2; batches of 128
