@@ -72,6 +72,11 @@ The results file gets, per model:
   not notice half of the draws moved into the gaps (``tests/test_unified.py`` checks that).
   So ``mmd-p-value-narrow`` repeats the test with the kernel as narrow as the components
   (bandwidth 0.5), which does;
+* ``mmd-p-median-of-draws`` and ``mmd-reject-share-of-draws`` (training, validation and
+  test split; ``-narrow`` at bandwidth 0.5): the same tests against 20 independent draws of
+  the prior (``DRAW_SEEDS``), the median p-value and the share of draws with p < 0.05. One
+  draw's p-value is random: if the codes follow the prior, the p-values are uniform, median
+  0.5 and 5 % of them below 0.05;
 * ``outside-3std-share`` (validation and test split): the share of codes further than 3
   standard deviations from every component of the prior, beside the same share of 100,000
   prior draws (model ``ring-prior``): do the codes fill the gaps between the components?
@@ -113,6 +118,10 @@ NAMES = {None: "ch12_aae_digits", HELD_OUT: f"ch12_aae_digits_without_{HELD_OUT}
 SEEDS = {None: 0, HELD_OUT: 2}  # chosen on the validation figures (module docstring)
 PRIOR_SEED, PERMUTATION_SEED, PERMUTATIONS = 1, 0, 1000
 PRIOR_DRAWS = 100_000  # for the prior's own share of draws off its components
+#: the two-sample tests repeated against the draws of these seeds: one draw's p-value is itself
+#: random, and under "the codes follow the prior" the p-values are uniform (median 0.5, 5 % of
+#: them below 0.05), which the many draws show or refute
+DRAW_SEEDS = range(1, 21)
 SAMPLES, SAMPLE_SEED, CONFIDENT = 1000, 2, 0.9
 CONFIG = (f"2-D code, ring of {PRIOR['components']} Gaussians (radius {PRIOR['radius']}, std "
           f"{PRIOR['std']}), MLPs 2x{HIDDEN}, beta-binomial decoder, {EPOCHS} epochs, adversarial "
@@ -147,6 +156,20 @@ def codes_and_prior(aae: AdversarialAutoencoder, split: str, without: int | None
     codes = model.encode(digits(split, without)[0].double())
     prior = model.prior.sample(len(codes), torch.Generator().manual_seed(PRIOR_SEED))
     return codes.detach(), prior
+
+
+def p_values_over_draws(aae: AdversarialAutoencoder, split: str, without: int | None = None,
+                        bandwidth: float | None = None) -> torch.Tensor:
+    """The permutation test's p-value of the ``split`` codes against as many prior draws, for
+    each draw of :data:`DRAW_SEEDS` (median width unless ``bandwidth``), float64."""
+    model = copy.deepcopy(aae).double()
+    codes = model.encode(digits(split, without)[0].double()).detach()
+    out = []
+    for seed in DRAW_SEEDS:
+        prior = model.prior.sample(len(codes), torch.Generator().manual_seed(seed))
+        out.append(mmd_test(codes, prior, permutations=PERMUTATIONS, bandwidth=bandwidth,
+                            generator=torch.Generator().manual_seed(PERMUTATION_SEED))[1])
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def mmd_figure(aae: AdversarialAutoencoder, without: int | None = None) -> float:
@@ -223,9 +246,21 @@ def rows(without: int | None = None) -> list[results.Result]:
                 row(split, "mmd-p-value-narrow", p_narrow, narrow),
                 row(split, "outside-3std-share", outside_share(codes, aae.prior),
                     "; codes further than 3 std from every component")]
+
         with torch.no_grad():
             nll = aae.reconstruction_nll(digits(split, without)[0]).mean().item()
         out.append(row(split, "recon-nll", nll))
+    # the tests again against many prior draws, on the training codes too (what the
+    # adversarial game matched) beside the held-out ones
+    for split in ("train", "val", "test"):
+        for suffix, width in (("", None), ("-narrow", float(aae.prior.std_))):
+            ps = p_values_over_draws(aae, split, without, width)
+            about = (f"; p-values against {len(ps)} prior draws (seeds {DRAW_SEEDS.start}-"
+                     f"{DRAW_SEEDS.stop - 1}), {PERMUTATIONS} perms each, "
+                     + ("median bandwidth" if width is None else f"bandwidth {width:g}"))
+            out += [row(split, f"mmd-p-median-of-draws{suffix}", float(ps.median()), about),
+                    row(split, f"mmd-reject-share-of-draws{suffix}",
+                        float((ps < 0.05).double().mean()), about + "; share with p < 0.05")]
     if without is None:
         out.append(row("test", "digit-confident-share", confident_share(samples(aae)),
                        f"; {SAMPLES} decoded prior draws, ch08 classifier, p >= {CONFIDENT}"))

@@ -224,11 +224,10 @@ def test_recorded_aae_figures_reproduce_and_meet_the_bars(aae):
         codes, prior = ch12.codes_and_prior(aae, split)
         assert mmd_squared(codes, prior).item() == pytest.approx(
             recorded("aae", "digits-levels", split, "mmd2"), abs=1e-9)
-    # the bar "the codes match the prior", on held-out codes: no two-sample test rejects at the
-    # 5 % level, at the median width or at the components' width, on either split ...
+    # the bar "the codes match the prior", on held-out codes: at the median width no test
+    # rejects at the 5 % level (against 20 prior draws: test_p_values_over_many_prior_draws) ...
     for split in ("val", "test"):
-        for metric in ("mmd-p-value", "mmd-p-value-narrow"):
-            assert recorded("aae", "digits-levels", split, metric) > 0.05, (split, metric)
+        assert recorded("aae", "digits-levels", split, "mmd-p-value") > 0.05, split
         # ... and few codes fall in the gaps: a first version left a third of them there
         share = ch12.outside_share(ch12.codes_and_prior(aae, split)[0], aae.prior)
         assert share == pytest.approx(recorded("aae", "digits-levels", split,
@@ -250,6 +249,30 @@ def test_recorded_aae_figures_reproduce_and_meet_the_bars(aae):
     assert share >= 0.9 * real
 
 
+@pytest.mark.parametrize("without", [None, ch12.HELD_OUT])
+def test_p_values_over_many_prior_draws(without):
+    """The two-sample tests of the held-out codes against 20 independent prior draws
+    reproduce their recorded median and share of rejections. At the median width the
+    p-values look as under "the codes follow the prior" (uniform: median near 0.5, about 5 %
+    below 0.05); at the components' width they do not, as the page says: the codes differ
+    from the prior at the scale of one component."""
+    model = ch12.load_aae(without)
+    name = "aae" if without is None else f"aae-without-{without}"
+    for split in ("val", "test"):
+        for suffix, width in (("", None), ("-narrow", float(model.prior.std_))):
+            ps = ch12.p_values_over_draws(model, split, without, width)
+            assert len(ps) == 20 and ps.min() >= 1 / (1 + ch12.PERMUTATIONS)
+            median = recorded(name, "digits-levels", split, f"mmd-p-median-of-draws{suffix}")
+            reject = recorded(name, "digits-levels", split, f"mmd-reject-share-of-draws{suffix}")
+            assert ps.median().item() == pytest.approx(median, abs=1e-9)
+            assert (ps < 0.05).double().mean().item() == pytest.approx(reject, abs=1e-9)
+            if suffix == "":
+                assert median > 0.3 and reject <= 0.1, (split, median, reject)
+    narrow = [recorded(name, "digits-levels", split, "mmd-reject-share-of-draws-narrow")
+              for split in ("train", "test")]
+    assert narrow[0] > 0.5 and narrow[1] >= 0.2
+
+
 def test_recorded_anomaly_aucs_reproduce_by_mann_whitney():
     model = ch12.load_aae(ch12.HELD_OUT)
     x, y = load_digits("test", form="levels")
@@ -265,7 +288,8 @@ def test_recorded_anomaly_aucs_reproduce_by_mann_whitney():
 
 def test_recorded_codes_of_the_model_without_zeros_follow_the_prior():
     # its seed was chosen on the validation split (benchmarks/ch12_results.py): its held-out
-    # codes of the nine known classes pass both two-sample tests at the 5 % level
+    # codes of the nine known classes pass both two-sample tests at the 5 % level against the
+    # recorded prior draw (against many: test_p_values_over_many_prior_draws)
     model = ch12.load_aae(ch12.HELD_OUT)
     assert results.checkpoint_meta(ch12.NAMES[ch12.HELD_OUT])["seed"] == ch12.SEEDS[ch12.HELD_OUT]
     for split in ("val", "test"):

@@ -440,6 +440,25 @@ def test_mmd_matches_loops_and_the_permutation_test_is_calibrated():
         mmd_test(torch.zeros(1, 2), torch.zeros(3, 2))
 
 
+def test_mmd_test_equals_a_loop_over_the_same_relabellings():
+    """Oracle: the permutation test written out, one relabelling at a time with the loops of
+    brute_mmd2, on the permutations that the same generator gives; statistic and p-value
+    agree (mmd_test computes every relabelling at once from one kernel matrix)."""
+    g = gen(4)
+    x = torch.randn(9, 2, generator=g, dtype=torch.float64)
+    y = torch.randn(7, 2, generator=g, dtype=torch.float64) + 0.4
+    for bandwidth in (0.6, 1.5):
+        observed, p = mmd_test(x, y, permutations=40, bandwidth=bandwidth, generator=gen(5))
+        pooled, perms = torch.cat([x, y]).numpy(), gen(5)
+        truth = brute_mmd2(x.numpy(), y.numpy(), bandwidth)
+        exceed = 0
+        for _ in range(40):
+            perm = torch.randperm(16, generator=perms).numpy()
+            exceed += brute_mmd2(pooled[perm[:9]], pooled[perm[9:]], bandwidth) >= truth - 1e-12
+        assert observed == pytest.approx(truth, rel=1e-10)
+        assert p == (1 + exceed) / 41
+
+
 def test_aae_losses_train_every_part():
     torch.manual_seed(0)
     x = digits("train", "binary", 200)
