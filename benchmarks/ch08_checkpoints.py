@@ -105,8 +105,9 @@ TOY_EXTRA = {"fast_generator": VARIANTS["non_saturating"].replace(d_lr=2e-4),
 #: published grid runs drew 100,000 points), instead of the 2,000 fixed training points, with
 #: their batch size: an epoch is as many batches of new draws as the
 #: fixed points make in batches of TOY_BATCH, so the number of steps is the protocol's.
-#: (Probes on the grid with other streams of fresh draws, not recorded: batches of 512 covered
-#: 23, 25 and 23 modes in seeds 0-2, batches of 1024 25 and 20 in seeds 0 and 2; batches of 128
+#: (Probes on the grid with other streams of fresh draws, not recorded, before FRESH_SEED (the
+#: stream of seed 1 replayed some training points): batches of 512 covered 23, 25 and 23
+#: modes in seeds 0-2, batches of 1024 25 and 20 in seeds 0 and 2; batches of 128
 #: 19 and 17 in seeds 1 and 2, 21 in twice the steps; an exponential moving average of the
 #: generator's weights (decay 0.999) did not help. The recorded streams gave 21, 20, 20: on
 #: this grid the run's randomness moves the count by several modes.)

@@ -459,6 +459,47 @@ def test_mmd_test_equals_a_loop_over_the_same_relabellings():
         assert p == (1 + exceed) / 41
 
 
+def test_mmd_test_counts_ties_of_discrete_data():
+    """Oracle: exact arithmetic. On points in {0, 1, 2} with bandwidth 1 the kernel takes the
+    values 1, t = e^(-1/2) and t^4 = e^(-2), and the statistic is c0 + c1 t + c2 t^4 with
+    rational c; t being transcendental, two relabellings tie exactly when their c agree.
+    Every tie counts as "at least as large" (a float comparison may round it below)."""
+    from fractions import Fraction
+
+    def coefficients(a, b):
+        def sums(u, v, same):
+            c = [Fraction(0)] * 3
+            for i, p in enumerate(u):
+                for j, q in enumerate(v):
+                    if not (same and i == j):
+                        c[int(abs(p - q))] += 1
+            return c
+        m, n = len(a), len(b)
+        xx, yy, xy = sums(a, a, True), sums(b, b, True), sums(a, b, False)
+        return tuple(xx[d] / (m * (m - 1)) + yy[d] / (n * (n - 1)) - 2 * xy[d] / (m * n)
+                     for d in range(3))
+
+    def value(c):
+        return float(c[0]) + float(c[1]) * math.exp(-0.5) + float(c[2]) * math.exp(-2.0)
+
+    g = gen(6)
+    for m, n in ((5, 7), (6, 6), (9, 4)):
+        x = torch.randint(3, (m,), generator=g).double()
+        y = torch.randint(3, (n,), generator=g).double()
+        for dtype in (torch.float64, torch.float32):
+            observed, p = mmd_test(x[:, None].to(dtype), y[:, None].to(dtype), permutations=60,
+                                   bandwidth=1.0, generator=gen(7))
+            pooled, perms = torch.cat([x, y]).tolist(), gen(7)
+            truth = coefficients(x.tolist(), y.tolist())
+            exceed = 0
+            for _ in range(60):
+                perm = torch.randperm(m + n, generator=perms).tolist()
+                c = coefficients([pooled[i] for i in perm[:m]], [pooled[i] for i in perm[m:]])
+                exceed += c == truth or value(c) > value(truth)
+            assert observed == pytest.approx(value(truth), rel=1e-5, abs=1e-7)
+            assert p == (1 + exceed) / 61, (m, n, dtype)
+
+
 def test_aae_losses_train_every_part():
     torch.manual_seed(0)
     x = digits("train", "binary", 200)
