@@ -4,7 +4,9 @@ hidden cases. Shared by the tests that hold a lab's hidden checks against wrong 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -24,3 +26,16 @@ def answer_share(lab, function: str, answer: Callable, seed: int) -> float:
     # the grader reads only the source's Lab (to word an error)
     judged, _ = _judge(ex, cases, results, SimpleNamespace(lab=lab), Limits())
     return sum(c.weight for c in judged if c.passed) / sum(c.weight for c in cases)
+
+
+def filled_in(notebook: Path, answers: dict[str, str], out_dir: Path) -> Path:
+    """A copy of ``notebook`` in ``out_dir`` whose answer cells (by nbgrader ``grade_id``) hold
+    ``answers``: a submission for the real grader."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell["source"] = answers[grade_id]
+    path = out_dir / notebook.name
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    return path

@@ -7,10 +7,10 @@ exercise, or break a rule of its docstring, and what the grader must give them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from lab_shares import filled_in
 
 from dgm_lab.grading import grade_submission
 
@@ -62,18 +62,6 @@ EXPECTED = [
 ]
 
 
-def submission(tmp_path: Path, answers: dict[str, str]) -> Path:
-    """The solution notebook with some answer cells replaced."""
-    nb = json.loads((LAB / f"{LAB.name}.ipynb").read_text(encoding="utf-8"))
-    for cell in nb["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell["source"] = answers[grade_id]
-    path = tmp_path / "submission.ipynb"
-    path.write_text(json.dumps(nb), encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Three submissions (each exercise's wrong answers spread over them), seed 0."""
@@ -82,7 +70,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = {}
     for i, names in enumerate(batches):
         answers = {k: v for name in names for k, v in ANSWERS[name].items()}
-        report = grade_submission(LAB, submission(tmp_path_factory.mktemp(f"s{i}"), answers),
+        report = grade_submission(LAB, filled_in(LAB / f"{LAB.name}.ipynb", answers,
+                                                    tmp_path_factory.mktemp(f"s{i}")),
                                   seed=0)
         out.update({name: report for name in names})
     return out

@@ -5,17 +5,17 @@ signs. Each answer is graded case by case exactly as the grader judges what come
 the sandbox (value, then gradient), on several seeds; one submission holding them all goes
 through the real grader once."""
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from lab_shares import answer_share
+from lab_shares import answer_share, filled_in
 
 from dgm_lab.grading import grade_submission
 from dgm_lab.grading.grader import LabSource
 
 ROOT = Path(__file__).resolve().parents[1]
+RELEASED = ROOT / "notebooks" / "lab09_flows" / "lab09_flows.ipynb"
 LAB = ROOT / "solutions" / "lab09_flows"
 
 COUPLING = """\
@@ -91,23 +91,11 @@ def test_the_wrong_answers_the_reader_found_lose_their_points(name, function, an
     assert max(shares) <= most, (name, shares)
 
 
-def _submission(tmp_path: Path, answers: dict[str, str]) -> Path:
-    """The released notebook with these answer cells (by grade_id) filled in."""
-    nb = json.loads((ROOT / "notebooks" / "lab09_flows" / "lab09_flows.ipynb").read_text())
-    for cell in nb["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell["source"] = answers[grade_id]
-    path = tmp_path / "lab09_flows.ipynb"
-    path.write_text(json.dumps(nb))
-    return path
-
-
 def test_the_real_grader_takes_the_points_of_the_wrong_answers(tmp_path):
     """Through the sandbox: a detached coupling layer, actnorm without epsilon and a 1x1
     convolution without H * W each lost (almost) all their points."""
     answers = {"ex1_code": WRONG[0][2], "ex3_code": WRONG[4][2], "ex4_code": WRONG[6][2]}
-    report = grade_submission(LAB, _submission(tmp_path, answers), seed=3)
+    report = grade_submission(LAB, filled_in(RELEASED, answers, tmp_path), seed=3)
     by_function = {v.function: v for v in report.verdicts}
     coupling, actnorm, conv = (by_function[f] for f in
                                ("coupling_forward", "actnorm_parameters", "conv1x1_forward"))

@@ -10,17 +10,17 @@ case exactly as the grader judges what comes back from the sandbox (value, then 
 several seeds; one submission holding several of them goes through the real grader once.
 """
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from lab_shares import answer_share
+from lab_shares import answer_share, filled_in
 
 from dgm_lab.grading import grade_submission
 from dgm_lab.grading.grader import LabSource, _draw_cases
 
 ROOT = Path(__file__).resolve().parents[1]
+RELEASED = ROOT / "notebooks" / "lab08_gans" / "lab08_gans.ipynb"
 LAB = ROOT / "solutions" / "lab08_gans"
 SEEDS = range(6)
 
@@ -142,18 +142,6 @@ def test_every_penalty_case_has_rows_on_both_sides_of_norm_one():
             assert (norms < 1).any() and (norms > 1).any(), (seed, case.label, norms)
 
 
-def _submission(tmp_path: Path, answers: dict[str, str]) -> Path:
-    """The released notebook with these answer cells (by grade_id) filled in."""
-    nb = json.loads((ROOT / "notebooks" / "lab08_gans" / "lab08_gans.ipynb").read_text())
-    for cell in nb["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell["source"] = answers[grade_id]
-    path = tmp_path / "lab08_gans.ipynb"
-    path.write_text(json.dumps(nb))
-    return path
-
-
 def _named(name: str) -> tuple[str, str]:
     function, body = next((w[1], w[2]) for w in WRONG + RIGHT if w[0] == name)
     return function, source(function, body)
@@ -166,8 +154,8 @@ def test_the_real_grader_takes_the_points_of_the_wrong_answers(tmp_path):
     cells = {"ex1_code": "loss as a Python float", "ex2_code": "detached losses",
              "ex3_code": "torch.distributions with float parameters",
              "ex4_code": "no create_graph", "ex5_code": "L2 instead of L1"}
-    report = grade_submission(LAB, _submission(tmp_path, {k: _named(v)[1]
-                                                          for k, v in cells.items()}), seed=11)
+    answers = {k: _named(v)[1] for k, v in cells.items()}
+    report = grade_submission(LAB, filled_in(RELEASED, answers, tmp_path), seed=11)
     by_function = {v.function: v for v in report.verdicts}
     for function in ("discriminator_loss", "generator_losses", "critic_gradient_penalty"):
         verdict = by_function[function]
