@@ -9,8 +9,9 @@ points) RealNVP and MAF train by maximum likelihood, keep the epoch with the bes
 NLL, and are scored on the test points next to the exact density's test NLL, the floor no model
 beats on average. The ``-fresh`` recipes train the same flows on *fresh samples of the known
 density* instead (a new batch every step, ``dgm_lab.flows.fresh.FreshSamples``: no finite training
-set to overfit), still choosing the epoch on the fixed validation points and scoring on the
-fixed test points: what gap is left is capacity and optimisation. On the 17-level digits
+set to overfit; the stream of seed 0, which none of the fixed splits uses), still choosing
+the epoch on the fixed validation points and scoring on the fixed test points: what gap is
+left is capacity and optimisation. On the 17-level digits
 (``load_digits(form="levels")``) a MAF on the logit of uniformly dequantised pixels is scored
 by a proper bound on the negative log-probability of the integer test images, with fresh noise:
 the one-sample bound and the importance-weighted bound with 1000 noise samples per image
@@ -102,7 +103,8 @@ TOY_MODELS = {
                         "lr 2e-3 cosine over 150 epochs, best epoch on val",
                         epochs=150, cosine=True, patience=40),
 }
-# the same 8-layer flows on infinite data: what is left of the gap is not overfitting
+# the same 8-layer flows on infinite data (with their own schedule): what is left of the
+# gap is not overfitting
 _FRESH = {"batch": 512, "fresh": 100, "epochs": 60, "lr": 2e-3}
 TOY_MODELS["real-nvp-fresh"] = ToyRecipe(
     lambda: real_nvp(2, n_layers=8, hidden=[64, 64]),

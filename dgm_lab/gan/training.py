@@ -209,8 +209,9 @@ VARIANTS: dict[str, GANConfig] = {
     "unrolled": GANConfig(unrolled_steps=5),
     "pacgan": GANConfig(pack=2),
     "r1": GANConfig(r1=1.0),
-    # PacGAN's networks for the 2-D toys (Lin et al., 2018, sec. 4.1): a generator of four
-    # hidden layers of 400 units against a discriminator of three of 200
+    # the sizes of PacGAN's networks for the 2-D toys (Lin et al., 2018, sec. 4.1): a generator
+    # of four hidden layers of 400 units against a discriminator of three of 200 (without the
+    # paper's batch normalisation in the generator and maxout units in the discriminator)
     "pacgan_large": GANConfig(pack=2, hidden=200, g_hidden=400, g_layers=4),
     "wgan": GANConfig(loss="wasserstein", n_critic=5, weight_clip=0.05, lr=1e-4,
                       betas=(0.5, 0.9)),
