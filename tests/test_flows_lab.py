@@ -68,6 +68,10 @@ WRONG = [
     ("conv signs ignored", "conv1x1_forward", CONV.format(signed="", pixels="h * w *"), 0.0),
 ]
 SEEDS = range(5)
+# seeds whose float32 case failed a right coupling layer while its gradient was compared entry by
+# entry: a weight's gradient sums terms over the batch that cancel (now compared relative to the
+# largest entry)
+CANCELLING_SEEDS = (149, 207, 246)
 
 
 def _share(function: str, answer: str, seed: int) -> float:
@@ -81,7 +85,8 @@ def _share(function: str, answer: str, seed: int) -> float:
 @pytest.mark.parametrize("function", sorted(RIGHT))
 def test_a_right_answer_written_differently_keeps_full_marks(function):
     torch.set_num_threads(1)
-    assert [_share(function, RIGHT[function], seed) for seed in SEEDS] == [1.0] * len(SEEDS)
+    seeds = [*SEEDS, *CANCELLING_SEEDS] if function == "coupling_forward" else SEEDS
+    assert [_share(function, RIGHT[function], seed) for seed in seeds] == [1.0] * len(seeds)
 
 
 @pytest.mark.parametrize("name, function, answer, most", WRONG, ids=[w[0] for w in WRONG])

@@ -320,6 +320,28 @@ def test_close_tolerances_are_atol_plus_rtol_times_the_reference():
     assert compare_values(np.array([100.0, 1.1e-3]), exp, 1e-4, 1e-3) is not None
 
 
+def test_close_relative_to_the_largest_entry_scales_rtol_by_each_arrays_largest_value():
+    """For sums whose terms cancel (a float32 gradient over a batch): the error allowed on a
+    small entry follows the largest entry of its own array, per array of a tuple or dict; NaN
+    and infinities in the reference are not the largest entry."""
+    exp = np.array([1000.0, 0.01, np.nan, np.inf])
+    got = np.array([1000.0, 0.01 + 0.099, np.nan, np.inf])   # within 1e-4 * 1000
+    assert compare_values(got, exp, 1e-4, 0.0, "largest") is None
+    assert compare_values(got, exp, 1e-4, 0.0) is not None   # entry by entry it fails
+    assert compare_values(np.array([1000.0, 0.01 + 0.101, np.nan, np.inf]), exp, 1e-4, 0.0,
+                          "largest") is not None
+    check = close(rtol=1e-4, atol=0.0, names=("big", "small"), relative_to="largest")
+    big, small = torch.tensor([1000.0, 0.0]), torch.tensor([1.0, 0.0])
+    assert check((big + torch.tensor([0.0, 0.09]), small), case((big, small))) is None
+    assert check((big, small + torch.tensor([0.0, 0.09])), case((big, small))) == (
+        "small: values differ from the reference on 50 % of entries (1 of 2); "
+        "largest error 0.09 at index (1,)")
+    assert close(rtol=1e-4, atol=0.0, relative_to="largest")(
+        {"g": small + torch.tensor([0.0, 0.5e-4])}, case({"g": small})) is None
+    with pytest.raises(ValueError, match="relative_to"):
+        close(relative_to="max")
+
+
 def test_close_compares_tuples_dicts_and_numbers_with_names():
     check = close(names=("log_prior", "means"))
     exp = (torch.zeros(3), torch.ones(2, 4))

@@ -103,7 +103,8 @@ def _percent(bad: int, total: int) -> str:
     return "less than 1 %" if share < 1 else f"{share:.0f} %"
 
 
-def compare_values(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> str | None:
+def compare_values(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float,
+                   relative_to: str = "entry") -> str | None:
     """Compare two arrays of the same shape entry by entry; a message when they differ.
 
     An entry agrees when ``|got - expected| <= atol + rtol * |expected|``; NaN and infinite
@@ -112,6 +113,10 @@ def compare_values(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
     Arguments:
         got, expected: arrays of the same shape (numbers).
         rtol, atol: relative and absolute tolerance, >= 0.
+        relative_to: ``"entry"``: ``rtol`` scales each entry's ``|expected|``; ``"largest"``:
+            it scales the largest finite ``|expected|`` of the array, for entries that are sums
+            whose terms may cancel (a gradient summed over a batch), where the rounding error
+            follows the size of the terms, not of the sum.
 
     Returns:
         ``None`` when every entry agrees, else what differs and where.
@@ -137,7 +142,10 @@ def compare_values(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
                 f"is finite ({int(inf_where_finite.sum())} infinite entries in all)")
     with np.errstate(invalid="ignore", over="ignore"):
         error = np.where(finite, np.abs(out - exp), 0.0).real
-        bad = finite & ~(error <= atol + rtol * np.abs(exp))
+        size = np.abs(exp)
+        if relative_to == "largest":
+            size = np.full_like(size, size[finite].max(initial=0.0))
+        bad = finite & ~(error <= atol + rtol * size)
     # Where the reference is NaN / infinite, the answer must be exactly that.
     same = (np.isnan(exp) & np.isnan(out)) | (exp == out)
     bad |= ~finite & ~same
@@ -189,9 +197,11 @@ def _narrower(got: object, expected: object, input_bits: int) -> str | None:
 
 
 def _mismatch(got: object, expected: object, rtol: float, atol: float,
-              names: Sequence[str] = (), input_bits: int = 0) -> str | None:
+              names: Sequence[str] = (), input_bits: int = 0,
+              relative_to: str = "entry") -> str | None:
     """Why ``got`` does not match ``expected`` (type, length, shape, dtype kind, values);
-    ``input_bits`` is the widest floating-point dtype of the inputs (see :func:`_narrower`)."""
+    ``input_bits`` is the widest floating-point dtype of the inputs (see :func:`_narrower`),
+    ``relative_to`` as in :func:`compare_values`."""
     if isinstance(expected, (tuple, list)):
         label = f" ({', '.join(names)})" if names else ""
         if not isinstance(got, (tuple, list)):
@@ -199,7 +209,7 @@ def _mismatch(got: object, expected: object, rtol: float, atol: float,
         if len(got) != len(expected):
             return f"returned {len(got)} values; expected {len(expected)}{label}"
         for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            problem = _mismatch(g, e, rtol, atol, input_bits=input_bits)
+            problem = _mismatch(g, e, rtol, atol, input_bits=input_bits, relative_to=relative_to)
             if problem is not None:
                 name = names[i] if i < len(names) else f"value {i + 1}"
                 return f"{name}: {problem}"
@@ -210,7 +220,8 @@ def _mismatch(got: object, expected: object, rtol: float, atol: float,
         if set(got) != set(expected):
             return f"returned a dict with keys {sorted(got)}; expected keys {sorted(expected)}"
         for key in expected:
-            problem = _mismatch(got[key], expected[key], rtol, atol, input_bits=input_bits)
+            problem = _mismatch(got[key], expected[key], rtol, atol, input_bits=input_bits,
+                                relative_to=relative_to)
             if problem is not None:
                 return f"{key!r}: {problem}"
         return None
@@ -244,12 +255,13 @@ def _mismatch(got: object, expected: object, rtol: float, atol: float,
         return f"wrong dtype: expected {groups[1]} values, got {dtype}"
     if got_a.dtype.kind not in "biufc":
         return f"returned values of dtype {got_a.dtype}; expected numbers"
-    problem = compare_values(got_a, exp_a, rtol, atol)
+    problem = compare_values(got_a, exp_a, rtol, atol, relative_to)
     narrower = None if problem is None else _narrower(got, expected, input_bits)
     return problem if narrower is None else f"wrong dtype: {narrower}; {problem}"
 
 
-def close(rtol: float = 1e-5, atol: float = 1e-8, *, names: Sequence[str] = ()) -> Compare:
+def close(rtol: float = 1e-5, atol: float = 1e-8, *, names: Sequence[str] = (),
+          relative_to: str = "entry") -> Compare:
     """A comparison: same structure, type, shape and dtype kind as the expected value, and
     every number within ``atol + rtol * |expected|`` of it. A narrower floating dtype passes
     when the values are close enough; when they are not and the inputs were as wide as the
@@ -259,6 +271,10 @@ def close(rtol: float = 1e-5, atol: float = 1e-8, *, names: Sequence[str] = ()) 
         rtol, atol: relative and absolute tolerance (>= 0).
         names: names of the returned values when the function returns a tuple, used in
             messages ("means: wrong shape: expected (3, 4), got (4, 3)").
+        relative_to: ``"entry"`` (the default) or ``"largest"``: ``rtol`` then scales the
+            largest ``|expected|`` of each returned array instead of each entry's. For
+            float32 gradients of a loss summed over a batch, whose small entries are sums of
+            large terms that cancel (see :func:`compare_values`).
 
     Returns:
         ``compare(got, case) -> str | None``.
@@ -270,10 +286,13 @@ def close(rtol: float = 1e-5, atol: float = 1e-8, *, names: Sequence[str] = ()) 
     for name, value in (("rtol", rtol), ("atol", atol)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"close(): {name} must be a finite number >= 0, got {value!r}")
+    if relative_to not in ("entry", "largest"):
+        raise ValueError(f"close(): relative_to must be 'entry' or 'largest', got {relative_to!r}")
     names = tuple(names)
 
     def compare(got: object, case: Case) -> str | None:
-        return _mismatch(got, case.expected, float(rtol), float(atol), names, _input_bits(case))
+        return _mismatch(got, case.expected, float(rtol), float(atol), names, _input_bits(case),
+                         relative_to)
 
     compare.__qualname__ = f"close(rtol={rtol}, atol={atol})"
     return compare

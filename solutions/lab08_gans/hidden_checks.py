@@ -166,10 +166,17 @@ def gradient_penalty_cases(rng: np.random.Generator):
         real[far:] = fake[far:] = torch.as_tensor(rng.choice([-1.0, 1.0], size=(m - far, d))
                                                   * rng.uniform(200.0, 400.0, size=(m - far, d)))
         args = (W1, b1, w2, b2, real, fake, alpha)
+        if f32:  # the reference sees the float32 inputs (the penalty's gradient is sensitive
+            # to rounding its inputs: up to 1e-3 relative on one entry in 3,000 seeds)
+            args = tuple(a.float().double() if isinstance(a, torch.Tensor) else a for a in args)
         expected, gradient = _with_gradient(reference_gradient_penalty, args, (0, 2))
+        # in float32, 1 - tanh^2 of a nearly saturated unit loses most of its digits, and each
+        # entry of W1's gradient sums such terms over the batch, which may cancel: the error
+        # follows the largest entry, up to 1.5e-3 of it (6,000 seeds; entry by entry at 1e-3,
+        # a right answer failed about one seed in 1,000)
         yield Case(_f32(*args) if f32 else args, expected=expected, expected_gradient=gradient,
                    label=f"{F32 if f32 else 'float64'}, d={d}, hidden={h}",
-                   compare=close(rtol=1e-3, atol=1e-4) if f32 else None)
+                   compare=close(rtol=1e-2, atol=1e-4, relative_to="largest") if f32 else None)
 
 
 def minibatch_cases(rng: np.random.Generator):
