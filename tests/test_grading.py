@@ -371,6 +371,14 @@ def test_each_satisfies_and_all_of():
     assert check((torch.ones(3) + 0.4, torch.zeros(2)), case(exp)) is None
     assert check((torch.ones(3), torch.ones(2)), case(exp)).startswith("log_px: values differ")
     assert check(torch.ones(3), case(exp)).startswith("returned a torch.Tensor")
+    # each() passes the case's inputs on: a float32 case is not told that float64 was wanted
+    x32 = torch.ones(3, dtype=torch.float32)
+    exp64 = (torch.ones(3, dtype=torch.float64) / 3, torch.zeros(2, dtype=torch.float64))
+    tight = each(close(1e-12, 0), close(1e-12, 0), names=("resp", "log_px"))
+    assert tight((x32 / 3, torch.zeros(2)), case(exp64, args=(x32,))).startswith(
+        "resp: values differ"), tight((x32 / 3, torch.zeros(2)), case(exp64, args=(x32,)))
+    assert tight((x32 / 3, torch.zeros(2)), case(exp64, args=(x32.double(),))).startswith(
+        "resp: wrong dtype: expected float64, got float32")
     positive = satisfies(lambda got, c: bool((got > 0).all()), "must be > 0")
     assert positive(torch.ones(2), case(None)) is None
     assert positive(torch.zeros(2), case(None)) == "must be > 0"

@@ -308,14 +308,22 @@ def _problem(ex: Any, case: Any, result: dict) -> str | None:
     return problem
 
 
+# Seeds on which a float32 case once failed the solution (found by grading it on thousands of
+# seeds after CI failed on one): float32 loses digits in a gradient summed over a batch, near
+# saturated tanh units, and in log-densities in the thousands (docs/grading.md, "Float32").
+ONCE_FAILED = {"lab02_density_estimation": (769,), "lab08_gans": (456, 606, 955, 1526, 4358),
+               "lab09_flows": (149, 207, 246)}
+
+
 @pytest.mark.parametrize("lab", lab_params())
 def test_hidden_checks_pass_the_solution_on_many_seeds_and_fail_a_perturbed_one(lab, tmp_path):
-    """The tolerances are not flaky (the solution passes every case of 25 seeds, after the
-    same trip through the safe format as in grading, gradients included) and not vacuous
-    (1 % off fails: the value, and the gradient where one is checked)."""
+    """The tolerances are not flaky (the solution passes every case of 25 seeds and of the
+    seeds that once failed it, after the same trip through the safe format as in grading,
+    gradients included) and not vacuous (1 % off fails: the value, and the gradient where one
+    is checked)."""
     source, namespace = _solution_namespace(lab)
     torch.set_num_threads(1)
-    for seed in range(25):
+    for seed in [*range(25), *ONCE_FAILED.get(lab, ())]:
         for index, ex in enumerate(source.lab.exercises):
             for case in _draw_cases(ex, seed, index):
                 result = safe_format.call(namespace[ex.function], case.args, case.kwargs,

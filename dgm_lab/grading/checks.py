@@ -333,7 +333,7 @@ def each(*compares: Compare, names: Sequence[str] = ()) -> Compare:
         if len(got) != len(compares):
             return f"returned {len(got)} values; expected {len(compares)}{label}"
         for i, (check, value, want) in enumerate(zip(compares, got, expected, strict=True)):
-            problem = check(value, Case(expected=want, label=case.label))
+            problem = check(value, Case(case.args, case.kwargs, expected=want, label=case.label))
             if problem is not None:
                 return f"{names[i] if i < len(names) else f'value {i + 1}'}: {problem}"
         return None

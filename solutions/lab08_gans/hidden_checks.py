@@ -132,9 +132,11 @@ def optimal_discriminator_cases(rng: np.random.Generator):
             x[2:12] = middle[torch.as_tensor(rng.integers(0, len(middle), size=10))]
         expected = reference_optimal_discriminator(x, mu_r, sigma_r, mu_g, sigma_g)
         args = (x, mu_r, sigma_r, mu_g, sigma_g)
+        # in float32 the log-ratio of two narrow Gaussians loses digits: a right answer is off
+        # by up to 4.7e-4 relative (3,000 seeds)
         yield Case(_f32(*args) if f32 else args, expected=expected,
                    label=F32 if f32 else "float64",
-                   compare=close(rtol=1e-4, atol=1e-5) if f32 else None)
+                   compare=close(rtol=5e-3, atol=1e-5) if f32 else None)
 
 
 def _input_gradient_norms(W1, b1, w2, x):
