@@ -100,7 +100,9 @@ TOY_EXTRA = {"fast_generator": VARIANTS["non_saturating"].replace(d_lr=2e-4),
              "minibatch_discrimination_300_epochs": VARIANTS["minibatch_discrimination"],
              # virtual batch norm on fresh draws from the mixture (FRESH_DATA)
              "virtual_batch_norm_fresh": VARIANTS["virtual_batch_norm"],
-             "virtual_batch_norm_fresh_128": VARIANTS["virtual_batch_norm"]}
+             "virtual_batch_norm_fresh_128": VARIANTS["virtual_batch_norm"],
+             # virtual batch norm with R1's penalty on the real points (gamma = 1)
+             "virtual_batch_norm_r1": VARIANTS["virtual_batch_norm"].replace(r1=1.0)}
 #: Variants trained on *fresh samples* of the toy's density, a new batch every step (PacGAN's
 #: published grid runs drew 100,000 points), instead of the 2,000 fixed training points, with
 #: their batch size: an epoch is as many batches of new draws as the
@@ -128,12 +130,13 @@ TOY_VARIANTS = {"eight_gaussians": ("non_saturating", "fast_generator",
                                     "minibatch_discrimination_300_epochs"),
                 "grid25": ("minibatch_discrimination", "non_saturating", "unrolled",
                            "pacgan_large", "virtual_batch_norm", "virtual_batch_norm_fresh",
-                           "virtual_batch_norm_fresh_128")}
+                           "virtual_batch_norm_fresh_128", "virtual_batch_norm_r1")}
 TOY_CHECKPOINTS = {"eight_gaussians": ("non_saturating", "fast_generator",
                                        "minibatch_discrimination", "wgan_gp",
                                        "minibatch_discrimination_300_epochs",
                                        "virtual_batch_norm"),
-                   "grid25": ("minibatch_discrimination", "virtual_batch_norm_fresh")}
+                   "grid25": ("minibatch_discrimination", "virtual_batch_norm_fresh",
+                              "virtual_batch_norm_r1")}
 EVAL_SAMPLES, EVAL_SEED = 2500, 0
 
 
