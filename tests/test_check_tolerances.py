@@ -1,0 +1,50 @@
+"""scripts/check_tolerances.py grades a lab's own solution on many seeds: it passes a lab whose
+tolerances hold, and finds the seed on which lab 9's float32 coupling case failed a right
+answer while its gradient was compared entry by entry (the failure CI once met)."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = importlib.util.spec_from_file_location("check_tolerances",
+                                              ROOT / "scripts" / "check_tolerances.py")
+check_tolerances = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(check_tolerances)
+
+
+def test_a_lab_whose_tolerances_hold_passes(capsys):
+    assert check_tolerances.main(["lab09_flows", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "lab09_flows coupling_forward: 0 failing case(s) in 2 seeds" in out
+    assert out.count("0 failing case(s)") == 5
+
+
+def test_an_entry_by_entry_float32_gradient_tolerance_is_caught(tmp_path, capsys):
+    lab = tmp_path / "lab09_flows"
+    shutil.copytree(ROOT / "solutions" / "lab09_flows", lab)
+    checks = lab / "hidden_checks.py"
+    text = checks.read_text()
+    assert text.count(',\n                                     relative_to="largest")') == 1
+    checks.write_text(text.replace(',\n                                     relative_to="largest")',
+                                   ")"))
+    found = check_tolerances.failures(lab, [148, 149], ("coupling_forward",))
+    assert list(found) == ["coupling_forward"]
+    [(seed, label, message)] = found["coupling_forward"]
+    assert (seed, label) == (149, "float32, D=5")
+    assert "its gradient with respect to w1 differs from the reference" in message
+    assert check_tolerances.failures(ROOT / "solutions" / "lab09_flows", [149]) == {
+        f: [] for f in ("coupling_forward", "coupling_inverse", "actnorm_parameters",
+                        "conv1x1_forward", "maf_inverse")}
+
+
+@pytest.mark.parametrize("argv, word", [([], "name a lab"), (["lab09_flows", "--seeds", "0"],
+                                                            "--seeds must be >= 1"),
+                                        (["no_such_lab"], "no lab 'no_such_lab'")])
+def test_bad_arguments_are_refused_by_name(argv, word, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        check_tolerances.main(argv)
+    assert exit_info.value.code == 2
+    assert word in capsys.readouterr().err
