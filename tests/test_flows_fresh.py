@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 from torch.utils.data import DataLoader
 
-from dgm_lab.data import load_toy, toy_density
+from dgm_lab.data import TOY_SPLITS, load_toy, toy_density
 from dgm_lab.density import Gaussian
 from dgm_lab.flows import negative_log_likelihood, real_nvp
 from dgm_lab.flows.fresh import FreshSamples, fresh_loader
@@ -99,6 +99,13 @@ def test_bad_arguments_are_named():
         FreshSamples(toy_density("rings"), 8, 0)
     with pytest.raises(TypeError, match="seed"):
         FreshSamples(toy_density("rings"), 8, 2, seed=0.5)
+    # the seeds of the fixed splits are refused: their streams replay points of the split
+    for split, (_, seed) in TOY_SPLITS.items():
+        with pytest.raises(ValueError, match=f"seed must not be {seed}: .*'{split}'"):
+            FreshSamples(toy_density("rings"), 8, 2, seed=seed)
+    density, stream = toy_density("eight_gaussians"), torch.Generator().manual_seed(1)
+    replayed = {tuple(x) for _ in range(4) for x in density.sample(512, generator=stream).tolist()}
+    assert len(replayed & {tuple(x) for x in load_toy("eight_gaussians").tolist()}) == 190
     with pytest.raises(TypeError, match="data"):
         fresh_loader(load_toy("rings"))
     # any fitted DensityModel is a source, not only the toys

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from dgm_lab._validation import check_int
+from dgm_lab.data import TOY_SPLITS
 from dgm_lab.model import DensityModel
 
 __all__ = ["FreshSamples", "fresh_loader"]
@@ -38,7 +39,10 @@ class FreshSamples(IterableDataset):
         batch_size: points per batch (>= 1).
         batches: batches per pass (>= 1), the ``len`` of the dataset.
         seed: seeds the dataset's own ``torch.Generator``: the same seed gives the same
-            stream of batches, whatever else draws random numbers.
+            stream of batches, whatever else draws random numbers. Not a seed of the fixed
+            splits of :func:`~dgm_lab.data.load_toy` (1, 2, 3): on some toys that stream
+            replays points of the split (in batches of 512 from seed 1, 190 of the eight
+            Gaussians' 2,000 training points).
 
     Returns:
         iterating yields ``batches`` tensors ``[batch_size, *density.event_shape]``.
@@ -62,7 +66,12 @@ class FreshSamples(IterableDataset):
         self.density = density
         self.batch_size = check_int(batch_size, "batch_size")
         self.batches = check_int(batches, "batches")
-        self.generator = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0))
+        seed = check_int(seed, "seed", minimum=0)
+        split = next((name for name, (_, s) in TOY_SPLITS.items() if s == seed), None)
+        if split is not None:
+            raise ValueError(f"seed must not be {seed}: it draws the fixed {split!r} split of "
+                             "load_toy, which a fresh stream would replay; use another seed")
+        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return self.batches
