@@ -113,6 +113,8 @@ def toy_task(toy: str, variant: str, seed: int, redo: bool) -> None:
         nets += f", packs of {config.pack}"
     if variant in ch08.FRESH_DATA:
         nets += f", fresh draws of the mixture in batches of {ch08.FRESH_DATA[variant]}"
+    if config.r1:
+        nets += f", R1 gamma {config.r1:g}"
     # CPU seconds (user + sys of this process, one thread) beside the wall-clock seconds,
     # which the shared machine inflates
     cpu_note = f"; {cpu:.0f} CPU s" if cpu is not None else ""
@@ -276,6 +278,7 @@ def tasks(redo: bool) -> list[tuple[str, Callable[[], None]]]:
     out += [toy("grid25", best, s) for s in SEEDS[1:]]
     out += [toy("grid25", v, 0) for v in others if v in toys["grid25"]]
     out += [toy(t, v, s) for t in TOYS for v in toys[t] if v != best for s in SEEDS[1:]]
+    out += [toy(t, v, s) for (t, v), seeds in ch08.CHECK_SEEDS.items() for s in seeds]
     return out
 
 

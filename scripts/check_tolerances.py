@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("labs", nargs="*", help="lab names (folders of solutions/)")
     parser.add_argument("--every", action="store_true", help="every lab in solutions/")
     parser.add_argument("--seeds", type=int, default=1000, help="seeds 0 .. N-1 (default 1000)")
-    parser.add_argument("--only", nargs="*", default=(), help="only these functions")
+    parser.add_argument("--only", action="append", default=[], metavar="FUNCTION",
+                        help="only this exercise's function (repeat for several)")
     args = parser.parse_args(argv)
     labs = (sorted(p.name for p in (ROOT / "solutions").iterdir()
                    if (p / "hidden_checks.py").is_file()) if args.every else args.labs)
@@ -77,12 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name a lab, or give --every")
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    torch.set_num_threads(1)
-    failed = False
+    known = set()
     for lab in labs:
         folder = ROOT / "solutions" / lab
         if not (folder / "hidden_checks.py").is_file():
             parser.error(f"no lab {lab!r}: {folder} has no hidden_checks.py")
+        known |= {ex.function for ex in LabSource.load(folder).lab.exercises}
+    for function in sorted(set(args.only) - known):
+        parser.error(f"--only: no exercise {function!r} in {', '.join(labs)}")
+    torch.set_num_threads(1)
+    failed = False
+    for lab in labs:
+        folder = ROOT / "solutions" / lab
         start = time.perf_counter()
         for function, bad in failures(folder, range(args.seeds), tuple(args.only)).items():
             print(f"{lab} {function}: {len(bad)} failing case(s) in {args.seeds} seeds")

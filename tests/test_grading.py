@@ -489,6 +489,29 @@ def test_runner_call_returns_the_gradient_the_check_asks_for(kind, body, message
     assert runner.call(lambda: 1 / 0, (), {})["error"]["type"] == "ZeroDivisionError"
 
 
+def test_a_cases_gradient_compare_judges_the_gradient_and_not_the_value():
+    """Case(gradient_compare=...) compares the gradients (e.g. relative to their largest
+    entry, for float32) while the value keeps the case's own tolerance; without it the
+    case's comparison judges both."""
+    exercise = load_lab_from_text(GRADIENT_CHECKS).exercises[0]
+    x, w, b = torch.ones(3, 2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), 0.5
+    want = (torch.tensor([100.0, 0.01], dtype=torch.float64), torch.tensor(1.0))
+    got = (torch.tensor([100.0, 0.015], dtype=torch.float64), torch.tensor(1.0))  # 0.005 off
+    tight = close(rtol=1e-4, atol=0.0)
+    plain = Case((x, w, b), expected=torch.tensor(1.0), expected_gradient=want, compare=tight)
+    assert "with respect to w differs" in gradient_problem(exercise, plain, got, tight)
+    largest = Case((x, w, b), expected=torch.tensor(1.0), expected_gradient=want, compare=tight,
+                   gradient_compare=close(rtol=1e-4, atol=0.0, relative_to="largest"))
+    assert gradient_problem(exercise, largest, got, tight) is None
+    off = (torch.tensor([100.0, 0.03], dtype=torch.float64), torch.tensor(1.0))  # 0.02 off
+    assert "with respect to w differs" in gradient_problem(exercise, largest, off, tight)
+    assert largest.compare(torch.tensor(1.001), largest) is not None  # the value: still tight
+    with pytest.raises(TypeError, match="gradient_compare"):
+        Case((x,), gradient_compare="close")
+    with pytest.raises(ValueError, match="relative_to"):
+        compare_values(np.ones(2), np.ones(2), 1e-4, 0.0, "Largest")
+
+
 def test_runner_call_names_the_inputs_an_answer_changed_in_place():
     """An in-place update returns the right values but changes the caller's data (the lab-4
     defect: ``weight += ...`` had full marks); the grader fails the case on "changed"."""

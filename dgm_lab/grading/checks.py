@@ -103,6 +103,10 @@ def _percent(bad: int, total: int) -> str:
     return "less than 1 %" if share < 1 else f"{share:.0f} %"
 
 
+#: what ``rtol`` scales: each entry's ``|expected|``, or the largest of its array
+RELATIVE_TO = ("entry", "largest")
+
+
 def compare_values(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float,
                    relative_to: str = "entry") -> str | None:
     """Compare two arrays of the same shape entry by entry; a message when they differ.
@@ -125,6 +129,8 @@ def compare_values(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
         >>> compare_values(np.array([1.0, 2.5]), np.array([1.0, 2.0]), 1e-5, 1e-8)[:56]
         'values differ from the reference on 50 % of entries (1 of'
     """
+    if relative_to not in RELATIVE_TO:
+        raise ValueError(f"relative_to must be one of {RELATIVE_TO}, got {relative_to!r}")
     exp = expected.astype(np.complex128 if expected.dtype.kind == "c" else np.float64)
     out = got.astype(exp.dtype if got.dtype.kind != "c" else np.complex128)
     shape = exp.shape
@@ -286,15 +292,16 @@ def close(rtol: float = 1e-5, atol: float = 1e-8, *, names: Sequence[str] = (),
     for name, value in (("rtol", rtol), ("atol", atol)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"close(): {name} must be a finite number >= 0, got {value!r}")
-    if relative_to not in ("entry", "largest"):
-        raise ValueError(f"close(): relative_to must be 'entry' or 'largest', got {relative_to!r}")
+    if relative_to not in RELATIVE_TO:
+        raise ValueError(f"close(): relative_to must be one of {RELATIVE_TO}, got {relative_to!r}")
     names = tuple(names)
 
     def compare(got: object, case: Case) -> str | None:
         return _mismatch(got, case.expected, float(rtol), float(atol), names, _input_bits(case),
                          relative_to)
 
-    compare.__qualname__ = f"close(rtol={rtol}, atol={atol})"
+    largest = ", relative_to='largest'" if relative_to == "largest" else ""
+    compare.__qualname__ = f"close(rtol={rtol}, atol={atol}{largest})"
     return compare
 
 
@@ -449,9 +456,13 @@ class Case:
         weight: the case's share of the exercise's points (> 0). Put the weight on fresh
             random cases, so that an answer hard-coding the visible tests earns nothing.
         compare: overrides the exercise's comparison for this case (e.g. looser tolerances
-            for float32 inputs); it compares the gradients too.
+            for float32 inputs); it compares the gradients too, unless ``gradient_compare``
+            is given.
         expected_gradient: for an exercise with ``gradient_of``, the reference's gradient of
             the sum of its output with respect to each of those arguments, in that order.
+        gradient_compare: the comparison of the gradients alone (e.g. float32 gradients
+            relative to their largest entry, ``close(..., relative_to="largest")``, while the
+            value keeps its entry-by-entry tolerance).
     """
 
     args: tuple = ()
@@ -461,6 +472,7 @@ class Case:
     weight: float = 1.0
     compare: Compare | None = None
     expected_gradient: tuple | None = None
+    gradient_compare: Compare | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.args, tuple):
@@ -472,8 +484,9 @@ class Case:
             raise ValueError(f"Case: weight must be a finite number > 0, got {self.weight!r}")
         if not isinstance(self.label, str):
             raise TypeError(f"Case: label must be a str, got {type(self.label).__name__}")
-        if self.compare is not None and not callable(self.compare):
-            raise TypeError("Case: compare must be callable")
+        for name in ("compare", "gradient_compare"):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise TypeError(f"Case: {name} must be callable")
 
 
 @dataclass(frozen=True)

@@ -414,6 +414,8 @@ def gradient_problem(exercise: Exercise, case: Case, got: object,
                      compare: Callable[[object, Case], str | None]) -> str | None:
     """Why the gradient that came back (see :func:`dgm_lab.grading.runner.call`) is not the
     reference's, or ``None``: an exercise with ``gradient_of`` wants an output that can train.
+    ``compare`` is the case's comparison of values; the case's ``gradient_compare`` replaces
+    it when given.
 
     Example:
         >>> gradient_problem(ex, case, "not-differentiable", close())   # doctest: +SKIP
@@ -424,6 +426,7 @@ def gradient_problem(exercise: Exercise, case: Case, got: object,
                 "or computed under torch.no_grad()?), so training cannot backpropagate through "
                 "it: return the tensor itself")
     names = list(exercise.gradient_of.values())
+    compare = case.gradient_compare or compare
     if not (isinstance(got, (tuple, list)) and len(got) == len(names)):
         return "the gradient of the returned value came back malformed"
     for name, value, want in zip(names, got, case.expected_gradient, strict=True):

@@ -136,7 +136,7 @@ def optimal_discriminator_cases(rng: np.random.Generator):
         # by up to 4.7e-4 relative (3,000 seeds)
         yield Case(_f32(*args) if f32 else args, expected=expected,
                    label=F32 if f32 else "float64",
-                   compare=close(rtol=5e-3, atol=1e-5) if f32 else None)
+                   compare=close(rtol=2e-3, atol=1e-5) if f32 else None)
 
 
 def _input_gradient_norms(W1, b1, w2, x):
@@ -175,10 +175,12 @@ def gradient_penalty_cases(rng: np.random.Generator):
         # in float32, 1 - tanh^2 of a nearly saturated unit loses most of its digits, and each
         # entry of W1's gradient sums such terms over the batch, which may cancel: the error
         # follows the largest entry, up to 1.5e-3 of it (6,000 seeds; entry by entry at 1e-3,
-        # a right answer failed about one seed in 1,000)
+        # a right answer failed about one seed in 1,000). The value keeps its own tolerance.
         yield Case(_f32(*args) if f32 else args, expected=expected, expected_gradient=gradient,
                    label=f"{F32 if f32 else 'float64'}, d={d}, hidden={h}",
-                   compare=close(rtol=1e-2, atol=1e-4, relative_to="largest") if f32 else None)
+                   compare=close(rtol=1e-3, atol=1e-4) if f32 else None,
+                   gradient_compare=(close(rtol=5e-3, atol=1e-4, relative_to="largest")
+                                     if f32 else None))
 
 
 def minibatch_cases(rng: np.random.Generator):

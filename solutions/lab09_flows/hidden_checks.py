@@ -106,12 +106,13 @@ def coupling_forward_cases(rng: np.random.Generator):
             expected = reference_coupling(*weights)(x)
         gradient = _coupling_gradient(x, *weights)
         if i == 3:  # each entry of a weight's gradient sums terms over the batch that may
-            # cancel: float32 rounding follows the terms, so the tolerance follows the largest
-            # entry (entry by entry, a right answer failed about one seed in 130)
+            # cancel: float32 rounding follows the terms, so the gradient's tolerance follows
+            # its largest entry (entry by entry, a right answer failed about one seed in 130;
+            # relative to the largest, the worst of 6,000 seeds is 1.9e-5)
             yield Case(_f32((x, *weights)), expected=expected, label=f"{F32}, D={d}",
-                       compare=close(rtol=1e-4, atol=1e-4, names=("z", "logdet"),
-                                     relative_to="largest"),
-                       expected_gradient=gradient)
+                       compare=close(rtol=1e-4, atol=1e-4, names=("z", "logdet")),
+                       expected_gradient=gradient,
+                       gradient_compare=close(rtol=1e-4, atol=1e-4, relative_to="largest"))
         else:
             yield Case((x, *weights), expected=expected, label=f"float64, D={d}",
                        expected_gradient=gradient)
