@@ -17,50 +17,32 @@ exercise and every failing seed with its case and message; exits with 1 if any s
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from dgm_lab.grading import Limits, runner
-from dgm_lab.grading.grader import LabSource, _draw_cases, _judge, answer_cells, read_notebook
+from dgm_lab.grading import LabSource, judge_in_process, solution_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[^\n]*\n?", re.MULTILINE)
-
-
-def solution_namespace(folder: Path) -> tuple[LabSource, dict]:
-    """The lab's checks and a namespace holding its locked imports and its solution's answers."""
-    source = LabSource.load(folder)
-    namespace: dict = {}
-    exec(source.preamble, namespace)  # noqa: S102 - the course's own solution
-    cells = answer_cells(read_notebook(folder / f"{folder.name}.ipynb", max_bytes=1 << 30))
-    for exercise in source.lab.exercises:
-        exec(MARKER.sub("", cells[exercise.answer]), namespace)  # noqa: S102
-    return source, namespace
 
 
 def failures(folder: Path, seeds: Iterable[int],
              only: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
     """``{function: [(seed, case label, message), ...]}`` of the solution on ``seeds``, for every
     exercise (or those named in ``only``)."""
-    source, namespace = solution_namespace(folder)
+    lab, namespace = LabSource.load(folder).lab, solution_namespace(folder)
     out: dict[str, list[tuple]] = {}
-    for index, exercise in enumerate(source.lab.exercises):
+    for exercise in lab.exercises:
         if only and exercise.function not in only:
             continue
-        found = out.setdefault(exercise.function, [])
-        for seed in seeds:
-            cases = _draw_cases(exercise, seed, index)
-            results = [runner.call(namespace[exercise.function], c.args, c.kwargs,
-                                   list(exercise.gradient_of)) for c in cases]
-            judged, _ = _judge(exercise, cases, results, SimpleNamespace(lab=source.lab), Limits())
-            found += [(seed, case.label, verdict.message)
-                      for case, verdict in zip(cases, judged, strict=True) if not verdict.passed]
+        out[exercise.function] = [
+            (seed, case.label, case.message) for seed in seeds
+            for case in judge_in_process(lab, exercise.function, namespace[exercise.function],
+                                         seed)
+            if not case.passed]
     return out
 
 

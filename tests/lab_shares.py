@@ -1,31 +1,32 @@
 """The share of an exercise's points an answer earns, judged exactly as the grader judges what
 comes back from the sandbox (value, gradient, inputs left unchanged), case by case on a seed's
-hidden cases. Shared by the tests that hold a lab's hidden checks against wrong answers."""
+hidden cases; and the seeds on which a float32 case once failed a lab's solution. Shared by the
+tests that hold a lab's hidden checks against right and wrong answers."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from dgm_lab.grading import Limits
-from dgm_lab.grading import runner as safe_format
-from dgm_lab.grading.grader import _draw_cases, _judge
+from dgm_lab.grading import judge_in_process
+
+# Seeds on which a float32 case once failed the solution (found by grading it on thousands of
+# seeds, scripts/check_tolerances.py, after CI failed on one): float32 loses digits in a gradient
+# summed over a batch, near saturated tanh units, and in log-densities in the thousands
+# (docs/grading.md, "Float32"). Every right answer is graded on them.
+ONCE_FAILED = {"lab02_density_estimation": (769,), "lab08_gans": (456, 606, 955, 1526, 4358),
+               "lab09_flows": (149, 207, 246)}
 
 
 def answer_share(lab, function: str, answer: Callable, seed: int) -> float:
     """The share of ``function``'s case weights that ``answer`` earns on ``seed``'s cases of
     ``lab`` (a hidden checks module's ``LAB``)."""
-    index, ex = next((i, e) for i, e in enumerate(lab.exercises) if e.function == function)
     torch.set_num_threads(1)
-    cases = _draw_cases(ex, seed, index)
-    results = [safe_format.call(answer, c.args, c.kwargs, list(ex.gradient_of)) for c in cases]
-    # the grader reads only the source's Lab (to word an error)
-    judged, _ = _judge(ex, cases, results, SimpleNamespace(lab=lab), Limits())
-    return sum(c.weight for c in judged if c.passed) / sum(c.weight for c in cases)
+    judged = judge_in_process(lab, function, answer, seed)
+    return sum(c.weight for c in judged if c.passed) / sum(c.weight for c in judged)
 
 
 def filled_in(notebook: Path, answers: dict[str, str], out_dir: Path) -> Path:

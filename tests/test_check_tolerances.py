@@ -52,3 +52,16 @@ def test_bad_arguments_are_refused_by_name(argv, word, capsys):
         check_tolerances.main(argv)
     assert exit_info.value.code == 2
     assert word in capsys.readouterr().err
+
+
+def test_the_in_process_helpers_refuse_an_unknown_function_and_load_every_answer():
+    from dgm_lab.grading import LabSource, judge_in_process, solution_namespace
+
+    folder = ROOT / "solutions" / "lab09_flows"
+    lab, namespace = LabSource.load(folder).lab, solution_namespace(folder)
+    assert all(callable(namespace[ex.function]) for ex in lab.exercises)
+    assert "torch" in namespace  # the locked imports cell ran first
+    with pytest.raises(ValueError, match="function: the lab has no exercise 'coupling'"):
+        judge_in_process(lab, "coupling", namespace["coupling_forward"], 0)
+    wrong = judge_in_process(lab, "coupling_forward", lambda *args: (args[0], args[0][:, 0]), 0)
+    assert wrong and not any(case.passed for case in wrong)  # the identity is no coupling layer

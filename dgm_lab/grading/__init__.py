@@ -30,7 +30,9 @@ from dgm_lab.grading.grader import (
     UnreadableNotebook,
     Verdict,
     grade_submission,
+    judge_in_process,
     read_notebook,
+    solution_namespace,
 )
 from dgm_lab.grading.runner import Unsupported
 from dgm_lab.grading.sandbox import Limits, SandboxError, status
@@ -38,6 +40,6 @@ from dgm_lab.grading.sandbox import Limits, SandboxError, status
 __all__ = [
     "Case", "CaseResult", "CheckFileError", "Exercise", "Lab", "LabSource", "Limits", "Report",
     "SandboxError", "UnreadableNotebook", "UnsafeArchive", "Unsupported", "Verdict", "all_of",
-    "close", "collect_zip", "each", "exact", "grade_submission", "keeps_dtype", "load_lab",
-    "read_notebook", "satisfies", "status",
+    "close", "collect_zip", "each", "exact", "grade_submission", "judge_in_process",
+    "keeps_dtype", "load_lab", "read_notebook", "satisfies", "solution_namespace", "status",
 ]

@@ -384,6 +384,38 @@ def _transform(source: str) -> str:
         return source
 
 
+def solution_namespace(folder: str | Path) -> dict:
+    """The names the lab's own solution defines: its imports cell, then every answer cell of
+    ``<folder>/<lab>.ipynb`` with the solution markers removed. The instructor's code, run in
+    this process (never a student's)."""
+    folder = Path(folder)
+    source = LabSource.load(folder)
+    cells = read_notebook(folder / f"{folder.name}.ipynb", max_bytes=1 << 30)
+    namespace: dict = {}
+    exec(source.preamble, namespace)  # noqa: S102 - the course's own solution
+    for cell in cells:
+        if cell.get("cell_type") == "code" and _grade_id(cell) in source.answers:
+            text = "".join(line for line in _source_text(cell).splitlines(keepends=True)
+                           if "BEGIN SOLUTION" not in line and "END SOLUTION" not in line)
+            exec(text, namespace)  # noqa: S102
+    return namespace
+
+
+def judge_in_process(lab: Lab, function: str, answer: Callable, seed: int) -> list[CaseResult]:
+    """``answer`` judged on ``seed``'s cases of the exercise of ``function`` exactly as the
+    grader judges what comes back from the sandbox (value, gradient, inputs unchanged), but
+    called in this process: for the course's own answers (its solution, a test's wrong
+    answers), never a student's."""
+    found = [(i, ex) for i, ex in enumerate(lab.exercises) if ex.function == function]
+    if not found:
+        raise ValueError(f"function: the lab has no exercise {function!r}")
+    index, exercise = found[0]
+    cases = _draw_cases(exercise, seed, index)
+    results = [_runner.call(answer, c.args, c.kwargs, list(exercise.gradient_of))
+               for c in cases]
+    return _judge(exercise, cases, results, lab, _sandbox.Limits())[0]
+
+
 def _draw_cases(exercise: Exercise, seed: int, index: int) -> list[Case]:
     """The exercise's cases for this seed; torch's global generator is seeded too (and
     restored) for references that draw from it."""
@@ -440,7 +472,7 @@ def gradient_problem(exercise: Exercise, case: Case, got: object,
     return None
 
 
-def _judge(exercise: Exercise, cases: list[Case], results: object, lab: LabSource,
+def _judge(exercise: Exercise, cases: list[Case], results: object, lab: Lab,
            limits: _sandbox.Limits) -> tuple[list[CaseResult], str | None]:
     """Compare the returned values with the expected ones, case by case.
 
@@ -458,7 +490,7 @@ def _judge(exercise: Exercise, cases: list[Case], results: object, lab: LabSourc
             if isinstance(error, dict) and error.get("type") == "undefined":
                 message = f"the function {exercise.function} is not defined"
             else:
-                message = "your function " + error_message(error, lab.lab, limits)
+                message = "your function " + error_message(error, lab, limits)
             out.append(CaseResult(case.label, case.weight, False, message))
             continue
         changed = result.get("changed")
@@ -646,7 +678,7 @@ def _verdict(index: int, exercise: Exercise, cases: list[Case], source: LabSourc
         if returned is None:
             failure = "No result came back from your function."
         else:
-            results, failure = _judge(exercise, cases, returned, source, limits)
+            results, failure = _judge(exercise, cases, returned, source.lab, limits)
     problem = _cell_problem(exercise.answer, cell_errors, cell_failures, source, limits)
     if problem is not None and not any(r.passed for r in results):
         if failure and failure.endswith(" is not defined."):
