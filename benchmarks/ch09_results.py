@@ -11,7 +11,9 @@ beats on average. The ``-fresh`` recipes train the same flows on *fresh samples 
 density* instead (a new batch every step, ``dgm_lab.flows.fresh.FreshSamples``: no finite training
 set to overfit; the stream of seed 0, which none of the fixed splits uses), still choosing
 the epoch on the fixed validation points and scoring on the fixed test points: what gap is
-left is capacity and optimisation. On the 17-level digits
+left is capacity and optimisation. The ``-large`` recipes do the same with twice the layers
+(16), twice the hidden units (128-128) and twice the steps (12,000) at half the learning rate:
+how much of that is capacity. On the 17-level digits
 (``load_digits(form="levels")``) a MAF on the logit of uniformly dequantised pixels is scored
 by a proper bound on the negative log-probability of the integer test images, with fresh noise:
 the one-sample bound and the importance-weighted bound with 1000 noise samples per image
@@ -115,6 +117,18 @@ TOY_MODELS["maf-fresh"] = ToyRecipe(
     "8 MADE affine layers, 64-64, reversed orders, "
     + FRESH.format(batches=100, batch=512, lr=2e-3, epochs=60),
     cosine=True, patience=20, **_FRESH)
+# larger flows on infinite data: twice the depth, twice the width, twice the steps
+_LARGE = {"batch": 512, "fresh": 100, "epochs": 120, "lr": 1e-3}
+TOY_MODELS["real-nvp-large"] = ToyRecipe(
+    lambda: real_nvp(2, n_layers=16, hidden=[128, 128]),
+    "16 affine couplings, MLP 128-128, " + FRESH.format(batches=100, batch=512, lr=1e-3,
+                                                       epochs=120),
+    cosine=True, patience=120, **_LARGE)
+TOY_MODELS["maf-large"] = ToyRecipe(
+    lambda: maf(2, n_layers=16, hidden=[128, 128]),
+    "16 MADE affine layers, 128-128, reversed orders, "
+    + FRESH.format(batches=100, batch=512, lr=1e-3, epochs=120),
+    cosine=True, patience=120, **_LARGE)
 # the toy models saved as checkpoints for the page: (model, toy)
 TOY_CHECKPOINTS = [("real-nvp", "two_moons"), ("maf", "two_moons"),
                    ("real-nvp-fresh", "two_moons"), ("maf-fresh", "two_moons")]

@@ -61,15 +61,19 @@ def test_toy_rows_are_reproduced_and_never_beat_the_entropy_by_much(ch09, rows):
 # (page and results file) with their honest gaps, the bar unchanged.
 TOY_BAR = 0.05
 BAR_MET = {("real-nvp", "two_moons"), ("real-nvp-fresh", "two_moons"),
-           ("maf-fresh", "two_moons")}
+           ("maf-fresh", "two_moons"), ("real-nvp-large", "two_moons"),
+           ("maf-large", "two_moons"), ("real-nvp-large", "eight_gaussians"),
+           ("maf-large", "eight_gaussians"), ("real-nvp-large", "checkerboard")}
+BAR_MODELS = ("real-nvp", "maf", "real-nvp-fresh", "maf-fresh", "real-nvp-large", "maf-large")
 
 
 def test_the_toy_bar_holds_exactly_where_the_chapter_says(ch09, rows):
     gaps = {(m, d): v - rows[("true-density", d, s, "nll")]
             for (m, d, s, metric), v in rows.items()
-            if m in ("real-nvp", "maf", "real-nvp-fresh", "maf-fresh") and metric == "nll"
+            if m in BAR_MODELS and metric == "nll"
             and not d.startswith("digits")}
-    assert {("real-nvp", "two_moons"), ("maf", "two_moons")} <= set(gaps)
+    toys = {d for _, d in gaps}
+    assert len(toys) == 5 and {(m, t) for m in BAR_MODELS for t in toys} == set(gaps)
     for pair in BAR_MET:
         assert gaps[pair] <= TOY_BAR, (pair, gaps[pair])
     assert {pair for pair, gap in gaps.items() if gap <= TOY_BAR} == BAR_MET, gaps
@@ -84,17 +88,18 @@ def test_fresh_recipes_train_on_new_draws_and_validate_on_the_fixed_points(ch09,
 
     calls = []
     monkeypatch.setattr(ch09, "fit", lambda flow, loss, data, **kw: calls.append((data, kw)))
-    for model in ("real-nvp-fresh", "maf-fresh", "real-nvp"):
+    fresh = ("real-nvp-fresh", "maf-fresh", "real-nvp-large", "maf-large")
+    for model in (*fresh, "real-nvp"):
         ch09.train_toy_flow(ch09.build_toy_flow(model), "rings", epochs=1, model=model)
-    for (data, kw), model in zip(calls[:2], ("real-nvp-fresh", "maf-fresh"), strict=True):
+    for (data, kw), model in zip(calls[:-1], fresh, strict=True):
         recipe = ch09.TOY_MODELS[model]
         assert isinstance(data, DataLoader) and isinstance(data.dataset, FreshSamples)
         assert data.dataset.density.name == "rings"
         assert (data.dataset.batch_size, len(data)) == (recipe.batch, recipe.fresh) == (512, 100)
         assert torch.equal(kw["val_data"], load_toy("rings", "val"))
-    fixed, kw = calls[2]
+    fixed, kw = calls[-1]
     assert torch.equal(fixed, load_toy("rings", "train"))
     # every recorded fresh row says so in its config
     for r in results.load(9):
-        if r.model.endswith("-fresh"):
+        if r.model.endswith(("-fresh", "-large")):
             assert "FRESH samples of the known density" in r.config, r
