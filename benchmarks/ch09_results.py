@@ -82,7 +82,7 @@ class ToyRecipe(NamedTuple):
 
 
 FRESH = "trained on FRESH samples of the known density ({batches} new batches of {batch} " \
-        "a epoch, never the 2,000 fixed points), lr {lr:g} cosine over {epochs} epochs, " \
+        "an epoch, never the 2,000 fixed points), lr {lr:g} cosine over {epochs} epochs, " \
         "best epoch on the fixed val points"
 
 

@@ -54,6 +54,10 @@ def test_toy_rows_are_reproduced_and_never_beat_the_entropy_by_much(ch09, rows):
     for (model, data, split, metric), value in rows.items():
         if model in ch09.TOY_MODELS and metric == "nll" and not data.startswith("digits"):
             assert value >= rows[("true-density", data, split, metric)] - 0.02, (model, data)
+    # each toy row was made by the recipe of its name as the script now defines it
+    for r in results.load(9):
+        if r.model in ch09.TOY_MODELS and not r.data.startswith("digits"):
+            assert r.config == ch09.TOY_MODELS[r.model].config, (r.model, r.data)
 
 
 # the toy bar: test NLL within 0.05 nats of the exact density's, on the same test
@@ -97,6 +101,11 @@ def test_fresh_recipes_train_on_new_draws_and_validate_on_the_fixed_points(ch09,
         assert data.dataset.density.name == "rings"
         assert (data.dataset.batch_size, len(data)) == (recipe.batch, recipe.fresh) == (512, 100)
         assert torch.equal(kw["val_data"], load_toy("rings", "val"))
+        assert kw["optimizer"].param_groups[0]["lr"] == recipe.lr
+    for model in ("real-nvp-large", "maf-large"):  # 16 layers of three linear maps, 128 wide
+        linear = [m for m in ch09.build_toy_flow(model).modules() if isinstance(m, torch.nn.Linear)]
+        assert len(linear) == 48 and {m.out_features for m in linear} == {4, 128}, model
+    assert ch09.TOY_MODELS["real-nvp-large"].lr == ch09.TOY_MODELS["real-nvp-fresh"].lr / 2
     fixed, kw = calls[-1]
     assert torch.equal(fixed, load_toy("rings", "train"))
     # every recorded fresh row says so in its config
