@@ -105,30 +105,31 @@ TOY_MODELS = {
                         "lr 2e-3 cosine over 150 epochs, best epoch on val",
                         epochs=150, cosine=True, patience=40),
 }
+
+
+def _on_fresh_samples(build: Callable[[], Flow], about: str, epochs: int, lr: float,
+                      patience: int) -> ToyRecipe:
+    """A recipe that trains on 100 fresh batches of 512 points an epoch, lr on a cosine."""
+    return ToyRecipe(build, about + FRESH.format(batches=100, batch=512, lr=lr, epochs=epochs),
+                     epochs=epochs, lr=lr, batch=512, cosine=True, patience=patience, fresh=100)
+
+
 # the same 8-layer flows on infinite data (with their own schedule): what is left of the
 # gap is not overfitting
-_FRESH = {"batch": 512, "fresh": 100, "epochs": 60, "lr": 2e-3}
-TOY_MODELS["real-nvp-fresh"] = ToyRecipe(
-    lambda: real_nvp(2, n_layers=8, hidden=[64, 64]),
-    "8 affine couplings, MLP 64-64, " + FRESH.format(batches=100, batch=512, lr=2e-3, epochs=60),
-    cosine=True, patience=20, **_FRESH)
-TOY_MODELS["maf-fresh"] = ToyRecipe(
-    lambda: maf(2, n_layers=8, hidden=[64, 64]),
-    "8 MADE affine layers, 64-64, reversed orders, "
-    + FRESH.format(batches=100, batch=512, lr=2e-3, epochs=60),
-    cosine=True, patience=20, **_FRESH)
-# larger flows on infinite data: twice the depth, twice the width, twice the steps
-_LARGE = {"batch": 512, "fresh": 100, "epochs": 120, "lr": 1e-3}
-TOY_MODELS["real-nvp-large"] = ToyRecipe(
-    lambda: real_nvp(2, n_layers=16, hidden=[128, 128]),
-    "16 affine couplings, MLP 128-128, " + FRESH.format(batches=100, batch=512, lr=1e-3,
-                                                       epochs=120),
-    cosine=True, patience=120, **_LARGE)
-TOY_MODELS["maf-large"] = ToyRecipe(
+TOY_MODELS["real-nvp-fresh"] = _on_fresh_samples(
+    lambda: real_nvp(2, n_layers=8, hidden=[64, 64]), "8 affine couplings, MLP 64-64, ",
+    epochs=60, lr=2e-3, patience=20)
+TOY_MODELS["maf-fresh"] = _on_fresh_samples(
+    lambda: maf(2, n_layers=8, hidden=[64, 64]), "8 MADE affine layers, 64-64, reversed orders, ",
+    epochs=60, lr=2e-3, patience=20)
+# larger flows on infinite data: twice the depth, twice the width, twice the steps, half the
+# learning rate; patience as long as the run (the best epoch is still kept)
+TOY_MODELS["real-nvp-large"] = _on_fresh_samples(
+    lambda: real_nvp(2, n_layers=16, hidden=[128, 128]), "16 affine couplings, MLP 128-128, ",
+    epochs=120, lr=1e-3, patience=120)
+TOY_MODELS["maf-large"] = _on_fresh_samples(
     lambda: maf(2, n_layers=16, hidden=[128, 128]),
-    "16 MADE affine layers, 128-128, reversed orders, "
-    + FRESH.format(batches=100, batch=512, lr=1e-3, epochs=120),
-    cosine=True, patience=120, **_LARGE)
+    "16 MADE affine layers, 128-128, reversed orders, ", epochs=120, lr=1e-3, patience=120)
 # the toy models saved as checkpoints for the page: (model, toy)
 TOY_CHECKPOINTS = [("real-nvp", "two_moons"), ("maf", "two_moons"),
                    ("real-nvp-fresh", "two_moons"), ("maf-fresh", "two_moons")]
