@@ -56,6 +56,7 @@ import dgm_lab
 from dgm_lab.grading import (
     CheckFileError,
     LabSource,
+    Limits,
     UnsafeArchive,
     collect_zip,
     grade_submission,
@@ -63,7 +64,7 @@ from dgm_lab.grading import (
 )
 from dgm_lab.grading import runner as safe_format
 from dgm_lab.grading import sandbox as sandbox_module
-from dgm_lab.grading.grader import _draw_cases, gradient_problem
+from dgm_lab.grading.grader import _draw_cases, _judge
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("release_labs", ROOT / "scripts" / "release_labs.py")
@@ -295,14 +296,11 @@ def test_perturbed_changes_every_kind_of_floating_point_value():
     assert got[9].dtype == torch.int64 and not got[9].any()
 
 
-def _problem(ex: Any, case: Any, result: dict) -> str | None:
-    """What the grader says of one returned result: its value, and its gradient where the
-    exercise asks for one (grader._judge's per-case steps)."""
-    compare = case.compare or ex.compare
-    problem = compare(result["value"], case)
-    if problem is None and ex.gradient_of:
-        problem = gradient_problem(ex, case, result["gradient"], compare)
-    return problem
+def _problem(lab: Any, ex: Any, case: Any, result: dict) -> str | None:
+    """What the grader's own judge says of one returned result (its value, and its gradient
+    where the exercise asks for one), or ``None`` when the case passes."""
+    [judged], _ = _judge(ex, [case], [result], lab, Limits())
+    return None if judged.passed else judged.message
 
 
 @pytest.mark.parametrize("lab", lab_params())
@@ -321,21 +319,21 @@ def test_hidden_checks_pass_the_solution_on_many_seeds_and_fail_a_perturbed_one(
                 assert "error" not in result, (lab, ex.function, case.label, result)
                 assert "changed" not in result, (lab, ex.function, case.label, result["changed"])
                 result = _through_the_format(result, tmp_path)
-                problem = _problem(ex, case, result)
+                problem = _problem(source.lab, ex, case, result)
                 assert problem is None, (
                     f"{lab} seed {seed}: the solution of {ex.function} fails case {case.label}: "
                     f"{problem}")
                 if seed == 0:
                     wrong = {**result, "value": _perturbed(result["value"])}
-                    assert _problem(ex, case, wrong) is not None, (
+                    assert _problem(source.lab, ex, case, wrong) is not None, (
                         f"{lab}: {ex.function} passes a 1 % perturbed answer ({case.label})")
                     if ex.gradient_of:
                         wrong = {**result, "gradient": _perturbed(result["gradient"])}
-                        assert _problem(ex, case, wrong) is not None, (
+                        assert _problem(source.lab, ex, case, wrong) is not None, (
                             f"{lab}: {ex.function} passes a 1 % perturbed gradient "
                             f"({case.label})")
                         detached = {**result, "gradient": safe_format.NOT_DIFFERENTIABLE}
-                        assert _problem(ex, case, detached) is not None, (
+                        assert _problem(source.lab, ex, case, detached) is not None, (
                             f"{lab}: {ex.function} passes a detached answer ({case.label})")
 
 
