@@ -27,6 +27,16 @@ p = 0.03 on the validation split):
 * ``ch12_aae_digits`` on the whole training split;
 * ``ch12_aae_digits_without_0`` on the training split without the zeros, for anomaly
   detection: do the test zeros stand out among the other test digits?
+* ``ch12_aae_digits_labels`` on the whole training split, with the discriminator told the
+  class (Makhzani et al., 2016, section 2.3, the setting of their figure 4): it judges a code
+  together with the one-hot class of its image, and a prior draw together with its component,
+  so the encoder must code the digits of class k like draws of component k. The plain AAE's
+  codes share out among the components unevenly (6.9 % to 11.6 % of the training codes), and
+  a narrow kernel sees that; the labels fix the shares. Its adversarial learning rate is
+  3e-3, three times the reconstruction's (trial runs at 1e-3, seeds 0 and 1, left 7-9 % of
+  the held-out codes off the components and the narrow test rejected 40-50 % of the draws on
+  the test split; without the input noise the training codes matched the prior but 12-14 %
+  of the held-out codes fell off the components).
 
 The adversarial game ends differently from one initialisation to the next, so each model's
 seed (``SEEDS``, the recipe's seed: it sets the initial weights) was chosen among 0, 1 and 2
@@ -39,7 +49,11 @@ p width 0.5 / share off the components):
   0.249 / 0.039 / 5.3 % (seeds 1 and 2 also decode fewer confident digits: 71 % and 76 %
   against 78 %);
 * without the zeros: seed 0 0.037 / 0.113 / 3.4 %, seed 1 0.626 / 0.119 / 3.1 %, seed 2
-  0.886 / 0.140 / 1.5 % (chosen).
+  0.886 / 0.140 / 1.5 % (chosen);
+* with labels, chosen by the median p-value at width 0.5 against the 20 prior draws of
+  ``DRAW_SEEDS`` on the validation codes (median p median width / median p width 0.5 / share
+  off the components): seed 0 0.769 / 0.461 / 3.6 % (chosen), seed 1 0.709 / 0.431 /
+  4.5 %, seed 2 0.690 / 0.308 / 3.9 %.
 
 Other recipes tried on the full model (seed 0 of the experiment, validation figures) did no
 better: input noise 3 or 4 levels (p 0.003 and 0.031), the reconstruction step on every
@@ -76,7 +90,8 @@ The results file gets, per model:
   test split; ``-narrow`` at bandwidth 0.5): the same tests against 20 independent draws of
   the prior (``DRAW_SEEDS``), the median p-value and the share of draws with p < 0.05. One
   draw's p-value is random: if the codes follow the prior, the p-values are uniform, median
-  0.5 and 5 % of them below 0.05;
+  0.5 and 5 % of them below 0.05. Split ``train-noisy``: the codes of the training images
+  plus one draw of the input noise, the inputs of the adversarial game;
 * ``outside-3std-share`` (validation and test split): the share of codes further than 3
   standard deviations from every component of the prior, beside the same share of 100,000
   prior draws (model ``ring-prior``): do the codes fill the gaps between the components?
@@ -84,6 +99,9 @@ The results file gets, per model:
 * ``digit-confident-share``: the share of 1,000 decoded prior draws that chapter 8's digits
   classifier labels with probability >= 0.9, beside the same share for the real test digits
   (model ``test-digits``): are the samples digits?
+* for the model with labels, ``code-class-accuracy`` (validation and test split: the share
+  of codes nearest the component of their class) and ``component-class-share`` (the share of
+  1,000 decoded prior draws that the classifier labels as the class of their component);
 * for the model without the zeros, ``auc-reconstruction`` and ``auc-code-prior``: the area
   under the ROC curve of two anomaly scores, the reconstruction NLL and :math:`-\\log p(f(x))`,
   separating the 36 test zeros from the other 324 test digits.
@@ -114,8 +132,15 @@ HIDDEN, EPOCHS, BATCH = 128, 200, 64
 LR_ADVERSARIAL, INPUT_NOISE = 1e-3, 2.0
 PRIOR = {"components": 10, "radius": 4.0, "std": 0.5}
 HELD_OUT = 0  # the anomaly class of the second model
-NAMES = {None: "ch12_aae_digits", HELD_OUT: f"ch12_aae_digits_without_{HELD_OUT}"}
-SEEDS = {None: 0, HELD_OUT: 2}  # chosen on the validation figures (module docstring)
+LABELS = "labels"  # the third model: its discriminator is told each image's class
+#: the committed AAEs, by variant: None the plain one, HELD_OUT the one trained without that
+#: class, LABELS the one whose discriminator sees labels (module docstring)
+NAMES = {None: "ch12_aae_digits", HELD_OUT: f"ch12_aae_digits_without_{HELD_OUT}",
+         LABELS: "ch12_aae_digits_labels"}
+MODELS = {None: "aae", HELD_OUT: f"aae-without-{HELD_OUT}", LABELS: "aae-labels"}  # in results
+SEEDS = {None: 0, HELD_OUT: 2, LABELS: 0}  # chosen on the validation figures (module docstring)
+LR_ADVERSARIAL_LABELS = 3e-3  # the labelled AAE's adversarial learning rate
+NOISE_SEED = 0  # the input noise of the "train-noisy" codes
 PRIOR_SEED, PERMUTATION_SEED, PERMUTATIONS = 1, 0, 1000
 PRIOR_DRAWS = 100_000  # for the prior's own share of draws off its components
 #: the two-sample tests repeated against the draws of these seeds: one draw's p-value is itself
@@ -135,35 +160,58 @@ def digits(split: str, without: int | None = None) -> tuple[torch.Tensor, torch.
     return x[keep], y[keep]
 
 
-def build_aae(without: int | None = None) -> AdversarialAutoencoder:
+def held_out(variant: int | str | None) -> int | None:
+    """The class a variant was trained without (None: it saw every class)."""
+    return variant if isinstance(variant, int) else None
+
+
+def build_aae(variant: int | str | None = None) -> AdversarialAutoencoder:
     """An untrained AAE, its input standardised on the training data it will see."""
     prior = GaussianMixturePrior.ring(**PRIOR)
-    aae = AdversarialAutoencoder(64, prior, HIDDEN, likelihood="beta_binomial")
-    return aae.standardize(digits("train", without)[0])
+    classes = PRIOR["components"] if variant == LABELS else 0
+    aae = AdversarialAutoencoder(64, prior, HIDDEN, likelihood="beta_binomial", classes=classes)
+    return aae.standardize(digits("train", held_out(variant))[0])
 
 
-def train_aae(aae: AdversarialAutoencoder, epochs: int, without: int | None = None):
-    losses = aae_losses(aae, lr_adversarial=LR_ADVERSARIAL, input_noise=INPUT_NOISE,
-                        decay_epochs=epochs)
-    return fit(aae, losses, digits("train", without)[0], epochs=epochs,
+def train_aae(aae: AdversarialAutoencoder, epochs: int, variant: int | str | None = None):
+    rate = LR_ADVERSARIAL_LABELS if aae.classes else LR_ADVERSARIAL
+    losses = aae_losses(aae, lr_adversarial=rate, input_noise=INPUT_NOISE, decay_epochs=epochs)
+    x, y = digits("train", held_out(variant))
+    return fit(aae, losses, (x, y) if aae.classes else x, epochs=epochs,
                batch_size=BATCH, seed=0, device="cpu", progress=False)
 
 
-def codes_and_prior(aae: AdversarialAutoencoder, split: str, without: int | None = None
+def encode(aae: AdversarialAutoencoder, split: str, variant: int | str | None = None
+           ) -> torch.Tensor:
+    """Float64 codes of the ``split`` digits of the classes the variant saw in training.
+    ``split="train-noisy"``: of the training digits plus one draw of the training's input
+    noise (seed :data:`NOISE_SEED`), the inputs whose codes the adversarial game matched."""
+    model = copy.deepcopy(aae).double()
+    x = digits(split.removesuffix("-noisy"), held_out(variant))[0].double()
+    with torch.no_grad():
+        if not split.endswith("-noisy"):
+            return model.encode(x)
+        g = torch.Generator().manual_seed(NOISE_SEED)
+        # a noisy image is no valid 0..16 level: the encoder network itself, as in training
+        return model.autoencoder._encode(x + INPUT_NOISE * torch.randn(
+            x.shape, generator=g, dtype=torch.float64))[0]
+
+
+def codes_and_prior(aae: AdversarialAutoencoder, split: str, variant: int | str | None = None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Float64 codes of ``split`` (classes seen in training) and as many prior draws."""
-    model = copy.deepcopy(aae).double()
-    codes = model.encode(digits(split, without)[0].double())
-    prior = model.prior.sample(len(codes), torch.Generator().manual_seed(PRIOR_SEED))
-    return codes.detach(), prior
+    codes = encode(aae, split, variant)
+    prior = copy.deepcopy(aae.prior).double()
+    return codes, prior.sample(len(codes), torch.Generator().manual_seed(PRIOR_SEED))
 
 
-def p_values_over_draws(aae: AdversarialAutoencoder, split: str, without: int | None = None,
-                        bandwidth: float | None = None) -> torch.Tensor:
+def p_values_over_draws(aae: AdversarialAutoencoder, split: str,
+                        variant: int | str | None = None, bandwidth: float | None = None
+                        ) -> torch.Tensor:
     """The permutation test's p-value of the ``split`` codes against as many prior draws, for
     each draw of :data:`DRAW_SEEDS` (median width unless ``bandwidth``), float64."""
     model = copy.deepcopy(aae).double()
-    codes = model.encode(digits(split, without)[0].double()).detach()
+    codes = encode(aae, split, variant)
     out = []
     for seed in DRAW_SEEDS:
         prior = model.prior.sample(len(codes), torch.Generator().manual_seed(seed))
@@ -172,11 +220,11 @@ def p_values_over_draws(aae: AdversarialAutoencoder, split: str, without: int | 
     return torch.tensor(out, dtype=torch.float64)
 
 
-def mmd_figure(aae: AdversarialAutoencoder, without: int | None = None) -> float:
+def mmd_figure(aae: AdversarialAutoencoder, variant: int | str | None = None) -> float:
     """The checkpoints' figure: squared MMD of test codes against prior draws (lower is better)."""
     from dgm_lab.vae import mmd_squared
 
-    return float(mmd_squared(*codes_and_prior(aae, "test", without)))
+    return float(mmd_squared(*codes_and_prior(aae, "test", variant)))
 
 
 def outside_share(z: torch.Tensor, prior: GaussianMixturePrior, stds: float = 3.0) -> float:
@@ -186,10 +234,10 @@ def outside_share(z: torch.Tensor, prior: GaussianMixturePrior, stds: float = 3.
     return float((distance > stds * prior.std_.double()).double().mean())
 
 
-def load_aae(without: int | None = None) -> AdversarialAutoencoder:
-    """The committed checkpoint in a fresh AAE, in evaluation mode."""
-    aae = build_aae(without)
-    results.load_checkpoint(NAMES[without], aae)
+def load_aae(variant: int | str | None = None) -> AdversarialAutoencoder:
+    """The committed checkpoint of a variant (:data:`NAMES`) in a fresh AAE, evaluation mode."""
+    aae = build_aae(variant)
+    results.load_checkpoint(NAMES[variant], aae)
     return aae.eval()
 
 
@@ -201,9 +249,7 @@ def samples(aae: AdversarialAutoencoder, n: int = SAMPLES) -> torch.Tensor:
 
 def confident_share(x: torch.Tensor) -> float:
     """The share of images in [0, 1] that chapter 8's classifier labels with prob >= 0.9."""
-    with torch.no_grad():
-        p = torch.softmax(ch08.load_classifier("digits")(x.float()), 1)
-    return float((p.max(1).values >= CONFIDENT).double().mean())
+    return float((classify(x).max(1).values >= CONFIDENT).double().mean())
 
 
 def anomaly_scores(aae: AdversarialAutoencoder, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -220,21 +266,39 @@ def anomaly_aucs(aae: AdversarialAutoencoder) -> dict[str, float]:
             for name, score in anomaly_scores(aae, x).items()}
 
 
-def rows(without: int | None = None) -> list[results.Result]:
-    aae = load_aae(without)
-    meta = results.checkpoint_meta(NAMES[without])
-    model = "aae" if without is None else f"aae-without-{without}"
-    config = CONFIG + ("" if without is None else f", trained without class {without}") + (
-        f", seed {SEEDS[without]} of 0-2 chosen on validation")
+def samples_by_component(aae: AdversarialAutoencoder, n: int = SAMPLES
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoded prior draws on the [0, 1] scale and the component each was drawn from."""
+    z, j = aae.prior.sample_components(n, torch.Generator().manual_seed(SAMPLE_SEED))
+    with torch.no_grad():
+        return aae.decode(z) / 16, j
+
+
+def classify(x: torch.Tensor) -> torch.Tensor:
+    """Chapter 8's digits classifier's probabilities ``[n, 10]`` of images in [0, 1]."""
+    with torch.no_grad():
+        return torch.softmax(ch08.load_classifier("digits")(x.float()), 1)
+
+
+def rows(variant: int | str | None = None) -> list[results.Result]:
+    aae = load_aae(variant)
+    meta = results.checkpoint_meta(NAMES[variant])
+    config = CONFIG + ("" if held_out(variant) is None else
+                       f", trained without class {variant}") + (
+        f", seed {SEEDS[variant]} of 0-2 chosen on validation")
+    if variant == LABELS:
+        config = config.replace(f"adversarial lr {LR_ADVERSARIAL:g}",
+                                f"adversarial lr {LR_ADVERSARIAL_LABELS:g}")
+        config += ", discriminator told the class (of an image; the component of a prior draw)"
 
     def row(split: str, metric: str, value: float, extra: str = "") -> results.Result:
-        return results.Result(model, "digits-levels", split, metric, value,
+        return results.Result(MODELS[variant], "digits-levels", split, metric, value,
                               config=config + extra, seconds=meta["seconds"], device="cpu",
-                              seed=SEEDS[without])
+                              seed=SEEDS[variant])
 
     out = []
     for split in ("val", "test"):
-        codes, prior = codes_and_prior(aae, split, without)
+        codes, prior = codes_and_prior(aae, split, variant)
         mmd2, p = mmd_test(codes, prior, permutations=PERMUTATIONS,
                            generator=torch.Generator().manual_seed(PERMUTATION_SEED))
         test = f"; codes vs {len(codes)} prior draws, median bandwidth, {PERMUTATIONS} perms"
@@ -248,22 +312,33 @@ def rows(without: int | None = None) -> list[results.Result]:
                     "; codes further than 3 std from every component")]
 
         with torch.no_grad():
-            nll = aae.reconstruction_nll(digits(split, without)[0]).mean().item()
+            nll = aae.reconstruction_nll(digits(split, held_out(variant))[0]).mean().item()
         out.append(row(split, "recon-nll", nll))
+        if variant == LABELS:
+            nearest = torch.cdist(codes, prior.new_tensor(aae.prior.means_)).argmin(1)
+            out.append(row(split, "code-class-accuracy",
+                           float((nearest == digits(split)[1]).double().mean()),
+                           "; share of codes nearest the component of their class"))
     # the tests again against many prior draws, on the training codes too (what the
-    # adversarial game matched) beside the held-out ones
-    for split in ("train", "val", "test"):
+    # adversarial game matched: the training images plus the input noise) beside the held-out
+    for split in ("train", "train-noisy", "val", "test"):
         for suffix, width in (("", None), ("-narrow", float(aae.prior.std_))):
-            ps = p_values_over_draws(aae, split, without, width)
+            ps = p_values_over_draws(aae, split, variant, width)
             about = (f"; p-values against {len(ps)} prior draws (seeds {DRAW_SEEDS.start}-"
                      f"{DRAW_SEEDS.stop - 1}), {PERMUTATIONS} perms each, "
                      + ("median bandwidth" if width is None else f"bandwidth {width:g}"))
             out += [row(split, f"mmd-p-median-of-draws{suffix}", float(ps.median()), about),
                     row(split, f"mmd-reject-share-of-draws{suffix}",
                         float((ps < 0.05).double().mean()), about + "; share with p < 0.05")]
-    if without is None:
+    if held_out(variant) is None:
         out.append(row("test", "digit-confident-share", confident_share(samples(aae)),
                        f"; {SAMPLES} decoded prior draws, ch08 classifier, p >= {CONFIDENT}"))
+    if variant == LABELS:
+        images, component = samples_by_component(aae)
+        out.append(row("test", "component-class-share",
+                       float((classify(images).argmax(1) == component).double().mean()),
+                       f"; {SAMPLES} decoded prior draws, ch08 classifier's label = component"))
+    elif variant is None:
         real = load_digits("test", form="float")[0]
         out.append(results.Result("test-digits", "digits-float", "test",
                                   "digit-confident-share", confident_share(real),
@@ -334,11 +409,11 @@ def recipes(Recipe: type) -> list:  # noqa: N803  (the class, given by make_chec
     """Chapter 12's recipes, built with ``make_checkpoints.Recipe``."""
     about = {"data": "digits-levels", "split": "test",
              "unit": "squared MMD of the test codes against as many prior draws"}
-    return [Recipe(NAMES[w], build=lambda w=w: build_aae(w),
-                   train=lambda m, e, w=w: train_aae(m, e, w), epochs=EPOCHS,
-                   figure=lambda m, w=w: mmd_figure(m, w), metric="mmd2", seed=SEEDS[w],
+    return [Recipe(NAMES[v], build=lambda v=v: build_aae(v),
+                   train=lambda m, e, v=v: train_aae(m, e, v), epochs=EPOCHS,
+                   figure=lambda m, v=v: mmd_figure(m, v), metric="mmd2", seed=SEEDS[v],
                    about=about)
-            for w in NAMES] + [
+            for v in NAMES] + [
         Recipe("ch12_vae_eight_gaussians", build=build_toy_vae, train=train_toy_vae,
                epochs=TOY_VAE["epochs"], figure=toy_vae_nll, metric="nll",
                about={"data": TOY, "split": "test",
@@ -347,7 +422,7 @@ def recipes(Recipe: type) -> list:  # noqa: N803  (the class, given by make_chec
 
 def main() -> None:
     torch.set_num_threads(1)
-    new = rows(None) + rows(HELD_OUT) + toy_rows()
+    new = rows(None) + rows(HELD_OUT) + rows(LABELS) + toy_rows()
     results.record(CHAPTER, new)
     for r in new:
         print(f"{r.model:18s} {r.split:7s} {r.metric:22s} {r.value:9.4f}")

@@ -743,10 +743,17 @@ class GaussianMixturePrior(DensityModel):
         log_norm = -d * (torch.log(self.std_) + 0.5 * _LOG_2PI) - math.log(len(self.means_))
         return torch.logsumexp(-0.5 * sq / self.std_**2, 1) + log_norm
 
-    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    def sample_components(self, n: int, generator: torch.Generator | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` draws and the component each came from, ``([n, L], [n])`` (int64): the
+        labelled prior draws of an AAE whose discriminator is told the class."""
+        n = check_int(n, "n")
         j = randint(len(self.means_), (n,), generator, device=self.device)
         eps = randn((n, self.means_.shape[1]), generator, device=self.device, dtype=self.dtype)
-        return self.means_[j] + self.std_ * eps
+        return self.means_[j] + self.std_ * eps, j
+
+    def _sample(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        return self.sample_components(n, generator)[0]
 
 
 class AdversarialAutoencoder(nn.Module):
@@ -769,6 +776,11 @@ class AdversarialAutoencoder(nn.Module):
             :class:`GaussianMixturePrior`); its ``event_shape`` gives the code size.
         hidden: units per hidden layer of the three MLPs (two hidden layers each).
         likelihood, levels: the decoder's distribution, as in :class:`VAE`.
+        classes: 0 (default): the discriminator sees the code alone. ``K > 0``: it also sees
+            a one-hot label (Makhzani et al., 2016, section 2.3): the class of the image
+            beside its code, the component beside a prior draw. The prior must be a
+            :class:`GaussianMixturePrior` of ``K`` components, and the encoder learns to code
+            class ``k`` as component ``k``: the training data are then ``(x, labels)``.
 
     Example:
         >>> aae = AdversarialAutoencoder(64, GaussianMixturePrior.ring(10), likelihood="bernoulli")
@@ -776,23 +788,35 @@ class AdversarialAutoencoder(nn.Module):
     """
 
     def __init__(self, features: int, prior: DensityModel, hidden: int = 256, *,
-                 likelihood: str = "bernoulli", levels: int = 17) -> None:
+                 likelihood: str = "bernoulli", levels: int = 17, classes: int = 0) -> None:
         super().__init__()
         if not isinstance(prior, DensityModel) or len(prior.event_shape) != 1:
             raise TypeError("prior must be a DensityModel over vectors [n, L] "
                             "(e.g. GaussianMixturePrior.ring(10))")
         self.features = check_int(features, "features")
         self.hidden = check_int(hidden, "hidden")
+        self.classes = check_int(classes, "classes", minimum=0)
+        if self.classes and not (isinstance(prior, GaussianMixturePrior)
+                                 and len(prior.means_) == self.classes):
+            raise ValueError(f"classes={self.classes} needs a GaussianMixturePrior of as many "
+                             "components: the label of a prior draw is its component")
         self.latent = int(prior.event_shape[0])
         self.prior = prior
         # the decoder and its likelihood are a VAE's; only its encoder's mean is used
         self.autoencoder = VAE(features, self.latent, hidden, likelihood=likelihood,
                                levels=levels)
-        self.discriminator = _mlp([self.latent, hidden, hidden, 1])
+        self.discriminator = _mlp([self.latent + self.classes, hidden, hidden, 1])
 
     @property
     def likelihood(self) -> str:
         return self.autoencoder.likelihood
+
+    def discriminate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The discriminator's logit ``[n, 1]`` that ``z`` is a prior draw (of component
+        ``labels``, int64 ``[n]``, when the model has ``classes``; else no labels)."""
+        from dgm_lab.gan.models import _with_labels
+
+        return self.discriminator(_with_labels(z, labels, self.classes))
 
     def standardize(self, x: torch.Tensor) -> AdversarialAutoencoder:
         """Set the encoder's input standardisation from training data (see :class:`VAE`)."""
@@ -837,6 +861,9 @@ def aae_losses(aae: AdversarialAutoencoder, *, lr: float = 1e-3, lr_adversarial:
     3. ``"g"``: the encoder minimises :math:`-\log D(f(x))`, the non-saturating generator loss
        (Goodfellow et al., 2014), pushing its codes where the discriminator sees the prior.
 
+    With ``aae.classes`` the batches are ``(x, labels)`` and the discriminator sees
+    :math:`D(z, y)`: prior draws with their component, codes with their image's class.
+
     The adversarial optimisers use Adam with ``lr_adversarial`` and ``betas``, as for GANs.
 
     Arguments:
@@ -870,6 +897,9 @@ def aae_losses(aae: AdversarialAutoencoder, *, lr: float = 1e-3, lr_adversarial:
     if decay_epochs is not None:
         decay_epochs = check_int(decay_epochs, "decay_epochs")
     ae = aae.autoencoder
+    if not ae.is_fitted:
+        raise RuntimeError("this AdversarialAutoencoder has no input standardisation yet: "
+                           "call aae.standardize(x_train) first")
 
     def code(model: AdversarialAutoencoder, x: torch.Tensor) -> torch.Tensor:
         if input_noise:
@@ -877,20 +907,35 @@ def aae_losses(aae: AdversarialAutoencoder, *, lr: float = 1e-3, lr_adversarial:
                 x.shape, None, device=x.device, dtype=torch.float32).to(model.autoencoder.dtype)
         return model.autoencoder._encode(x)[0]
 
-    def recon(model: AdversarialAutoencoder, x: torch.Tensor) -> torch.Tensor:
+    def images_and_labels(model: AdversarialAutoencoder, batch: object) -> tuple:
+        if not model.classes:
+            return batch, None
+        if not isinstance(batch, (list, tuple)) or len(batch) != 2:
+            raise ValueError(f"an AAE with classes={model.classes} trains on (x, labels): "
+                             "pass the training data as a tuple (x, y)")
+        return batch[0], batch[1]
+
+    def recon(model: AdversarialAutoencoder, batch: object) -> torch.Tensor:
+        x = images_and_labels(model, batch)[0]
         return -model.autoencoder._log_likelihood(x, code(model, x)).mean()
 
-    def discriminator(model: AdversarialAutoencoder, x: torch.Tensor) -> dict:
+    def discriminator(model: AdversarialAutoencoder, batch: object) -> dict:
+        x, labels = images_and_labels(model, batch)
         codes = code(model, x).detach()
-        prior = model.prior.sample(len(x)).to(codes)
-        real, fake = model.discriminator(prior), model.discriminator(codes)
+        if model.classes:  # each prior draw labelled with its component
+            prior, components = model.prior.sample_components(len(x))
+        else:
+            prior, components = model.prior.sample(len(x)), None
+        real = model.discriminate(prior.to(codes), components)
+        fake = model.discriminate(codes, labels)
         loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                 + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
         return {"loss": loss, "accuracy": 0.5 * ((real > 0).float().mean()
                                                  + (fake < 0).float().mean())}
 
-    def generator(model: AdversarialAutoencoder, x: torch.Tensor) -> torch.Tensor:
-        fake = model.discriminator(code(model, x))
+    def generator(model: AdversarialAutoencoder, batch: object) -> torch.Tensor:
+        x, labels = images_and_labels(model, batch)
+        fake = model.discriminate(code(model, x), labels)
         return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
     def update(loss: Callable, params: Iterable[torch.Tensor], rate: float, name: str,
