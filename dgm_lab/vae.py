@@ -883,8 +883,13 @@ def aae_losses(aae: AdversarialAutoencoder, *, lr: float = 1e-3, lr_adversarial:
     Returns:
         A list of :class:`dgm_lab.train.Update`.
 
+    Raises:
+        RuntimeError: if ``aae`` has no input standardisation yet (call
+            :meth:`AdversarialAutoencoder.standardize` first).
+
     References:
-        A. Makhzani et al. (2016). Adversarial autoencoders. ICLR workshop, section 2.
+        A. Makhzani et al. (2016). Adversarial autoencoders. ICLR workshop, sections 2 and
+        2.3 (the labelled discriminator).
 
     Example:
         >>> history = fit(aae, aae_losses(aae, input_noise=2.0, decay_epochs=200), x, epochs=200)
@@ -909,6 +914,9 @@ def aae_losses(aae: AdversarialAutoencoder, *, lr: float = 1e-3, lr_adversarial:
 
     def images_and_labels(model: AdversarialAutoencoder, batch: object) -> tuple:
         if not model.classes:
+            if isinstance(batch, (list, tuple)):
+                raise ValueError("this AAE has no classes: train it on x alone, or build it "
+                                 "with classes=K to give its discriminator labels")
             return batch, None
         if not isinstance(batch, (list, tuple)) or len(batch) != 2:
             raise ValueError(f"an AAE with classes={model.classes} trains on (x, labels): "

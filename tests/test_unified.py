@@ -245,6 +245,8 @@ def test_labelled_aae_rejects_bad_labels_and_priors():
     x, y = x[:20], y[:20] % 4
     with pytest.raises(ValueError, match="classes=3 needs a GaussianMixturePrior"):
         AdversarialAutoencoder(64, GaussianMixturePrior.ring(4), 16, classes=3)
+    with pytest.raises(ValueError, match="classes=7 needs a GaussianMixturePrior"):
+        AdversarialAutoencoder(64, GaussianMixturePrior.ring(4), 16, classes=7)
     with pytest.raises(ValueError, match="classes"):
         AdversarialAutoencoder(64, GaussianMixturePrior.ring(4), 16, classes=-1)
     model = AdversarialAutoencoder(64, GaussianMixturePrior.ring(4), 16, classes=4)
@@ -255,11 +257,38 @@ def test_labelled_aae_rejects_bad_labels_and_priors():
         disc(model, x)
     with pytest.raises(ValueError, match="labels must lie in 0..3"):
         disc(model, [x, y + 4])
-    with pytest.raises(ValueError, match="labels must be an int64 tensor"):
+    with pytest.raises(ValueError, match="labels must be an int64 torch.Tensor"):
         model.discriminate(model.encode(x), y.float())
     plain = AdversarialAutoencoder(64, GaussianMixturePrior.ring(4), 16).standardize(x)
     with pytest.raises(ValueError, match="unconditional"):
         plain.discriminate(plain.encode(x), y)
+    with pytest.raises(ValueError, match="this AAE has no classes"):
+        aae_losses(plain)[1].loss(plain, [x, y])
+
+
+@pytest.mark.parametrize("variant", [None, ch12.HELD_OUT, ch12.LABELS])
+def test_aae_recipes_train_on_what_the_docstring_says(variant, monkeypatch):
+    """benchmarks/ch12_results.py's train_aae, with fit stubbed out: the labelled AAE gets
+    (images, their labels) and the adversarial rate 3e-3; the others images alone at 1e-3,
+    the model without zeros none of them."""
+    seen = {}
+
+    def fake_fit(model, losses, data, **kwargs):
+        seen.update(losses=losses, data=data, **kwargs)
+
+    monkeypatch.setattr(ch12, "fit", fake_fit)
+    model = ch12.build_aae(variant)
+    ch12.train_aae(model, 7, variant)
+    x, y = load_digits("train", form="levels")
+    if variant == ch12.LABELS:
+        assert model.classes == 10
+        assert torch.equal(seen["data"][0], x) and torch.equal(seen["data"][1], y)
+    else:
+        keep = y != ch12.HELD_OUT if variant == ch12.HELD_OUT else torch.ones_like(y, dtype=bool)
+        assert torch.equal(seen["data"], x[keep])
+    rates = [u.optimizer.param_groups[0]["lr"] for u in seen["losses"]]
+    assert rates == [1e-3, *[3e-3 if variant == ch12.LABELS else 1e-3] * 2]
+    assert seen["epochs"] == 7 and seen["batch_size"] == ch12.BATCH
 
 
 def test_mmd_at_the_median_bandwidth_is_blind_to_gaps_that_the_narrow_kernel_sees():
@@ -393,6 +422,13 @@ def test_labelled_aae_codes_each_class_as_its_component_and_decodes_digits():
             recorded("aae-labels", "digits-levels", split, "outside-3std-share"), abs=1e-9)
         # the page: "about five times the prior's share"
         assert 4 < off / recorded("ring-prior", "prior", "samples", "outside-3std-share") < 6
+    # the page: the clean training codes' variance about their component is about two thirds
+    # of the prior's, the noisy training inputs' about the prior's own (numpy, per coordinate)
+    for split, low, high in (("train", 0.55, 0.75), ("train-noisy", 0.9, 1.1)):
+        codes = ch12.encode(model, split, ch12.LABELS).numpy()
+        distance = np.linalg.norm(codes[:, None, :] - means[None], axis=2).min(1)
+        variance = (distance**2).mean() / 2 / float(model.prior.std_) ** 2
+        assert low < variance < high, (split, variance)
     images, component = ch12.samples_by_component(model)
     match = (ch12.classify(images).argmax(1) == component).double().mean().item()
     assert match == pytest.approx(

@@ -65,8 +65,9 @@ def _one_hot(labels: torch.Tensor | None, num_classes: int, n: int,
     if labels is None:
         raise ValueError(f"this network is conditional ({num_classes} classes): give labels")
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (n,):
-        raise ValueError(f"labels must be an int64 tensor of shape [{n}], got "
-                         f"{getattr(labels, 'dtype', type(labels).__name__)} "
+        raise ValueError(f"labels must be an int64 torch.Tensor of shape [{n}], got "
+                         f"{type(labels).__name__} of dtype "
+                         f"{getattr(labels, 'dtype', '?')} and shape "
                          f"{tuple(getattr(labels, 'shape', ()))}")
     if ((labels < 0) | (labels >= num_classes)).any():
         raise ValueError(f"labels must lie in 0..{num_classes - 1}")
