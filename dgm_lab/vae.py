@@ -784,9 +784,10 @@ class AdversarialAutoencoder(nn.Module):
 
     Example:
         >>> aae = AdversarialAutoencoder(64, GaussianMixturePrior.ring(10), likelihood="bernoulli")
-        >>> history = fit(aae, aae_losses(aae), x_train, epochs=200)
+        >>> history = fit(aae, aae_losses(aae.standardize(x_train)), x_train, epochs=200)
         >>> told = AdversarialAutoencoder(64, GaussianMixturePrior.ring(10), classes=10)
-        >>> history = fit(told, aae_losses(told), (x_train, y_train), epochs=200)
+        >>> history = fit(told, aae_losses(told.standardize(x_train)), (x_train, y_train),
+        ...               epochs=200)
     """
 
     def __init__(self, features: int, prior: DensityModel, hidden: int = 256, *,
