@@ -211,12 +211,12 @@ def p_values_over_draws(aae: AdversarialAutoencoder, split: str,
                         ) -> torch.Tensor:
     """The permutation test's p-value of the ``split`` codes against as many prior draws, for
     each draw of :data:`DRAW_SEEDS` (median width unless ``bandwidth``), float64."""
-    model = copy.deepcopy(aae).double()
     codes = encode(aae, split, variant)
+    prior = copy.deepcopy(aae.prior).double()
     out = []
     for seed in DRAW_SEEDS:
-        prior = model.prior.sample(len(codes), torch.Generator().manual_seed(seed))
-        out.append(mmd_test(codes, prior, permutations=PERMUTATIONS, bandwidth=bandwidth,
+        draws = prior.sample(len(codes), torch.Generator().manual_seed(seed))
+        out.append(mmd_test(codes, draws, permutations=PERMUTATIONS, bandwidth=bandwidth,
                             generator=torch.Generator().manual_seed(PERMUTATION_SEED))[1])
     return torch.tensor(out, dtype=torch.float64)
 
@@ -242,15 +242,33 @@ def load_aae(variant: int | str | None = None) -> AdversarialAutoencoder:
     return aae.eval()
 
 
+def samples_by_component(aae: AdversarialAutoencoder, n: int = SAMPLES
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoded prior draws on the [0, 1] scale of the float digits (expected level / 16), and
+    the component each was drawn from."""
+    z, j = aae.prior.sample_components(n, torch.Generator().manual_seed(SAMPLE_SEED))
+    with torch.no_grad():
+        return aae.decode(z) / 16, j
+
+
 def samples(aae: AdversarialAutoencoder, n: int = SAMPLES) -> torch.Tensor:
     """Decoded prior draws on the [0, 1] scale of the float digits (expected level / 16)."""
+    return samples_by_component(aae, n)[0]
+
+
+def classify(x: torch.Tensor) -> torch.Tensor:
+    """Chapter 8's digits classifier's probabilities ``[n, 10]`` of images in [0, 1]."""
     with torch.no_grad():
-        return aae.sample(n, torch.Generator().manual_seed(SAMPLE_SEED)) / 16
+        return torch.softmax(ch08.load_classifier("digits")(x.float()), 1)
+
+
+def _confident(probabilities: torch.Tensor) -> float:
+    return float((probabilities.max(1).values >= CONFIDENT).double().mean())
 
 
 def confident_share(x: torch.Tensor) -> float:
     """The share of images in [0, 1] that chapter 8's classifier labels with prob >= 0.9."""
-    return float((classify(x).max(1).values >= CONFIDENT).double().mean())
+    return _confident(classify(x))
 
 
 def anomaly_scores(aae: AdversarialAutoencoder, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -265,20 +283,6 @@ def anomaly_aucs(aae: AdversarialAutoencoder) -> dict[str, float]:
     is_anomaly = (y == HELD_OUT).numpy()
     return {name: float(roc_auc_score(is_anomaly, score.numpy()))
             for name, score in anomaly_scores(aae, x).items()}
-
-
-def samples_by_component(aae: AdversarialAutoencoder, n: int = SAMPLES
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decoded prior draws on the [0, 1] scale and the component each was drawn from."""
-    z, j = aae.prior.sample_components(n, torch.Generator().manual_seed(SAMPLE_SEED))
-    with torch.no_grad():
-        return aae.decode(z) / 16, j
-
-
-def classify(x: torch.Tensor) -> torch.Tensor:
-    """Chapter 8's digits classifier's probabilities ``[n, 10]`` of images in [0, 1]."""
-    with torch.no_grad():
-        return torch.softmax(ch08.load_classifier("digits")(x.float()), 1)
 
 
 def rows(variant: int | str | None = None) -> list[results.Result]:
@@ -331,14 +335,16 @@ def rows(variant: int | str | None = None) -> list[results.Result]:
             out += [row(split, f"mmd-p-median-of-draws{suffix}", float(ps.median()), about),
                     row(split, f"mmd-reject-share-of-draws{suffix}",
                         float((ps < 0.05).double().mean()), about + "; share with p < 0.05")]
-    if held_out(variant) is None:
-        out.append(row("test", "digit-confident-share", confident_share(samples(aae)),
-                       f"; {SAMPLES} decoded prior draws, ch08 classifier, p >= {CONFIDENT}"))
-    if variant == LABELS:
+    if held_out(variant) is None:  # are the decoded prior draws digits (of their component)?
         images, component = samples_by_component(aae)
+        probabilities = classify(images)
+        about = f"; {SAMPLES} decoded prior draws, ch08 classifier"
+        out.append(row("test", "digit-confident-share", _confident(probabilities),
+                       about + f", p >= {CONFIDENT}"))
+    if variant == LABELS:
         out.append(row("test", "component-class-share",
-                       float((classify(images).argmax(1) == component).double().mean()),
-                       f"; {SAMPLES} decoded prior draws, ch08 classifier's label = component"))
+                       float((probabilities.argmax(1) == component).double().mean()),
+                       about + "'s label = component"))
     elif variant is None:
         real = load_digits("test", form="float")[0]
         out.append(results.Result("test-digits", "digits-float", "test",
