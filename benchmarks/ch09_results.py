@@ -13,7 +13,10 @@ set to overfit; the stream of seed 0, which none of the fixed splits uses), stil
 the epoch on the fixed validation points and scoring on the fixed test points: what gap is
 left is capacity and optimisation. The ``-large`` recipes do the same with twice the layers
 (16), twice the hidden units (128-128) and twice the steps (12,000) at half the learning rate:
-how much of that is capacity. On the 17-level digits
+how much of that is capacity. ``spline-fresh`` and ``spline-ar-fresh`` keep the fresh recipe
+and change the layer: a RealNVP-style coupling and a MAF-style autoregressive layer whose
+elementwise map is a rational-quadratic spline instead of an affine map (Durkan et al., 2019:
+RQ-NSF (C) and RQ-NSF (AR)). On the 17-level digits
 (``load_digits(form="levels")``) a MAF on the logit of uniformly dequantised pixels is scored
 by a proper bound on the negative log-probability of the integer test images, with fresh noise:
 the one-sample bound and the importance-weighted bound with 1000 noise samples per image
@@ -45,6 +48,7 @@ from dgm_lab.flows import (
     DequantizedFlow,
     Flow,
     Logit,
+    autoregressive_spline_flow,
     maf,
     negative_log_likelihood,
     neural_spline_flow,
@@ -130,9 +134,22 @@ TOY_MODELS["real-nvp-large"] = _on_fresh_samples(
 TOY_MODELS["maf-large"] = _on_fresh_samples(
     lambda: maf(2, n_layers=16, hidden=[128, 128]),
     "16 MADE affine layers, 128-128, reversed orders, ", epochs=120, lr=1e-3, patience=120)
+# the same fresh samples for flows whose layers bend each coordinate with a spline instead of
+# shifting and scaling it: RealNVP's couplings and MAF's autoregressive layers with
+# rational-quadratic splines (the fixed-point "spline" flow above, and its autoregressive twin)
+TOY_MODELS["spline-fresh"] = _on_fresh_samples(
+    lambda: neural_spline_flow(2, n_layers=4, hidden=[64, 64], bins=12, bound=5.0),
+    "4 rational-quadratic spline couplings, 12 bins on [-5, 5], MLP 64-64, ",
+    epochs=60, lr=2e-3, patience=20)
+TOY_MODELS["spline-ar-fresh"] = _on_fresh_samples(
+    lambda: autoregressive_spline_flow(2, n_layers=4, hidden=[64, 64], bins=12, bound=5.0),
+    "4 MADE rational-quadratic spline layers, 12 bins on [-5, 5], 64-64, reversed orders, ",
+    epochs=60, lr=2e-3, patience=20)
 # the toy models saved as checkpoints for the page: (model, toy)
 TOY_CHECKPOINTS = [("real-nvp", "two_moons"), ("maf", "two_moons"),
-                   ("real-nvp-fresh", "two_moons"), ("maf-fresh", "two_moons")]
+                   ("real-nvp-fresh", "two_moons"), ("maf-fresh", "two_moons"),
+                   ("real-nvp-fresh", "grid25"), ("spline-fresh", "grid25"),
+                   ("spline-ar-fresh", "grid25")]
 
 
 def checkpoint_name(model: str, toy: str) -> str:

@@ -29,12 +29,14 @@ from dgm_lab.flows import (
     InvertibleConv1x1,
     Logit,
     MaskedAffineAutoregressive,
+    MaskedSplineAutoregressive,
     Permutation,
     Reshape,
     SplineCoupling,
     Squeeze,
     actnorm_parameters,
     alternating_mask,
+    autoregressive_spline_flow,
     channel_mask,
     checkerboard_mask,
     glow,
@@ -92,6 +94,9 @@ LAYERS = {
                                                      ConvNet(1, 11, 4), bins=4), (1, 4, 4)),
     "made-affine": (lambda: MaskedAffineAutoregressive(4, [12, 12]), (4,)),
     "made-affine-inverse": (lambda: Inverse(MaskedAffineAutoregressive(4, [12], seed=3)), (4,)),
+    "made-spline": (lambda: MaskedSplineAutoregressive(4, [12, 12], bins=5, bound=1.5), (4,)),
+    "made-spline-reversed": (lambda: MaskedSplineAutoregressive(3, [12], bins=4, order=[2, 0, 1],
+                                                                seed=2), (3,)),
     "chain": (lambda: Chain([ElementwiseAffine(4), Permutation([3, 2, 1, 0]),
                              AffineCoupling(alternating_mask(4), mlp(4, 8, [8]))]), (4,)),
 }
@@ -104,6 +109,8 @@ FLOWS = {
     "maf": (lambda: maf(4, n_layers=2, hidden=[8]), (4,)),
     "iaf": (lambda: iaf(4, n_layers=2, hidden=[8]), (4,)),
     "neural-spline": (lambda: neural_spline_flow(4, n_layers=3, hidden=[8], bins=4), (4,)),
+    "autoregressive-spline": (lambda: autoregressive_spline_flow(3, n_layers=2, hidden=[8],
+                                                                 bins=4, bound=2.0), (3,)),
     "glow": (lambda: glow((1, 4, 4), n_steps=2, hidden=4), (16,)),
     "real-nvp-image": (lambda: real_nvp_image((1, 4, 4), n_blocks=2, hidden=4), (16,)),
 }
@@ -402,6 +409,34 @@ def test_stacked_layers_alternate_their_order():
     assert (jac.abs() > 1e-8).all()
 
 
+def test_new_autoregressive_layers_start_as_the_identity():
+    """The MADE's last layer starts at zero: no shift, no scale, equal bins with unit slopes."""
+    x = 2 * torch.randn(5, 3)
+    for layer in (MaskedAffineAutoregressive(3, [8]), MaskedSplineAutoregressive(3, [8])):
+        z, log_det = layer(x)
+        torch.testing.assert_close(z, x)
+        torch.testing.assert_close(log_det, torch.zeros(5))
+
+
+def test_made_spline_is_triangular_in_its_order_and_two_layers_are_not():
+    """z_i of one autoregressive spline layer needs x_i and the coordinates before i in the
+    layer's order only (here the order 2, 0, 1); two layers with the order reversed between
+    them make every output depend on every input."""
+    torch.manual_seed(0)
+    x = torch.randn(3, dtype=torch.float64) * 0.5
+    one = randomize(MaskedSplineAutoregressive(3, [10], bins=4, order=[2, 0, 1]))
+    jac = _jacobian(lambda v: one(v)[0], x)
+    order = [2, 0, 1]
+    for a, i in enumerate(order):
+        for j in order[a + 1:]:
+            assert jac[i, j] == 0, (i, j)  # z_i does not read a later coordinate
+        for j in order[:a + 1]:
+            assert jac[i, j] != 0, (i, j)
+    two = randomize(autoregressive_spline_flow(3, n_layers=2, hidden=[10], bins=4))
+    jac = _jacobian(lambda v: two.transform(v)[0], x)
+    assert (jac.abs() > 1e-8).all()
+
+
 def test_a_2d_spline_flow_transforms_both_coordinates():
     """Two spline couplings with alternating masks: every output depends on every input."""
     torch.manual_seed(0)
@@ -495,12 +530,18 @@ def test_rational_quadratic_spline_checks_its_arguments():
         rational_quadratic_spline(x, w, w, torch.zeros(3, 3), bound=0.0)
     with pytest.raises(ValueError, match="bins"):
         SplineCoupling(alternating_mask(2), mlp(2, 2), bins=1)
+    with pytest.raises(ValueError, match="bins"):
+        MaskedSplineAutoregressive(2, [4], bins=1)
+    with pytest.raises(ValueError, match="bound"):
+        autoregressive_spline_flow(2, bound=-1.0)
+    with pytest.raises(ValueError, match="x must have shape"):
+        MaskedSplineAutoregressive(3, [4])(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="net must output 14 numbers"):
         SplineCoupling(alternating_mask(2), mlp(2, 6, [4]), bins=5)(torch.zeros(1, 2))
 
 
 def test_a_spline_coupling_makes_one_coordinate_bimodal_where_an_affine_one_cannot():
-    """One spline layer fitted to a 1-D two-component mixture (in the second coordinate, the
+    """One spline layer (coupling or autoregressive) fitted to a 1-D two-component mixture (in the second coordinate, the
     first one standard normal and independent) gets close to the mixture's entropy; one affine
     coupling is a Gaussian in that coordinate and cannot."""
     from dgm_lab.flows import negative_log_likelihood
@@ -518,6 +559,7 @@ def test_a_spline_coupling_makes_one_coordinate_bimodal_where_an_affine_one_cann
     nll = {}
     for name, layer in {"spline": SplineCoupling(torch.tensor([1.0, 0.0]), mlp(2, 2 * 23, [16]),
                                                  bins=8),
+                        "made-spline": MaskedSplineAutoregressive(2, [16], bins=8),
                         "affine": AffineCoupling(torch.tensor([1.0, 0.0]), mlp(2, 4, [16]))
                         }.items():
         torch.manual_seed(0)
@@ -527,6 +569,7 @@ def test_a_spline_coupling_makes_one_coordinate_bimodal_where_an_affine_one_cann
         with torch.no_grad():
             nll[name] = -flow.log_prob(x).mean().item()
     assert nll["spline"] < floor.mean().item() + 0.05
+    assert nll["made-spline"] < floor.mean().item() + 0.05
     assert nll["affine"] > floor.mean().item() + 0.3
 
 

@@ -67,8 +67,11 @@ TOY_BAR = 0.05
 BAR_MET = {("real-nvp", "two_moons"), ("real-nvp-fresh", "two_moons"),
            ("maf-fresh", "two_moons"), ("real-nvp-large", "two_moons"),
            ("maf-large", "two_moons"), ("real-nvp-large", "eight_gaussians"),
-           ("maf-large", "eight_gaussians"), ("real-nvp-large", "checkerboard")}
-BAR_MODELS = ("real-nvp", "maf", "real-nvp-fresh", "maf-fresh", "real-nvp-large", "maf-large")
+           ("maf-large", "eight_gaussians"), ("real-nvp-large", "checkerboard"),
+           *{(m, t) for m in ("spline-fresh", "spline-ar-fresh")  # the spline layers: all five
+             for t in ("two_moons", "eight_gaussians", "checkerboard", "rings", "grid25")}}
+BAR_MODELS = ("real-nvp", "maf", "real-nvp-fresh", "maf-fresh", "real-nvp-large", "maf-large",
+              "spline-fresh", "spline-ar-fresh")
 
 
 def test_the_toy_bar_holds_exactly_where_the_chapter_says(ch09, rows):
@@ -88,11 +91,13 @@ def test_fresh_recipes_train_on_new_draws_and_validate_on_the_fixed_points(ch09,
     from torch.utils.data import DataLoader
 
     from dgm_lab.data import load_toy
+    from dgm_lab.flows import MaskedSplineAutoregressive
     from dgm_lab.flows.fresh import FreshSamples
 
     calls = []
     monkeypatch.setattr(ch09, "fit", lambda flow, loss, data, **kw: calls.append((data, kw)))
-    fresh = ("real-nvp-fresh", "maf-fresh", "real-nvp-large", "maf-large")
+    fresh = ("real-nvp-fresh", "maf-fresh", "real-nvp-large", "maf-large", "spline-fresh",
+             "spline-ar-fresh")
     for model in (*fresh, "real-nvp"):
         ch09.train_toy_flow(ch09.build_toy_flow(model), "rings", epochs=1, model=model)
     for (data, kw), model in zip(calls[:-1], fresh, strict=True):
@@ -106,6 +111,17 @@ def test_fresh_recipes_train_on_new_draws_and_validate_on_the_fixed_points(ch09,
         linear = [m for m in ch09.build_toy_flow(model).modules() if isinstance(m, torch.nn.Linear)]
         assert len(linear) == 48 and {m.out_features for m in linear} == {4, 128}, model
     assert ch09.TOY_MODELS["real-nvp-large"].lr == ch09.TOY_MODELS["real-nvp-fresh"].lr / 2
+    # the spline rows change the layer, not the recipe: the fresh 8-layer flows' schedule, and
+    # the coupling flow is the fixed-point spline flow's architecture
+    for model in ("spline-fresh", "spline-ar-fresh"):
+        spline, affine = ch09.TOY_MODELS[model], ch09.TOY_MODELS["real-nvp-fresh"]
+        assert spline[2:] == affine[2:], model
+    shapes = [[p.shape for p in ch09.build_toy_flow(m).parameters()]
+              for m in ("spline", "spline-fresh")]
+    assert shapes[0] == shapes[1]
+    layers = [m for m in ch09.build_toy_flow("spline-ar-fresh").modules()
+              if isinstance(m, MaskedSplineAutoregressive)]
+    assert [(m.bins, m.bound, m.made.hidden_sizes) for m in layers] == [(12, 5.0, [64, 64])] * 4
     fixed, kw = calls[-1]
     assert torch.equal(fixed, load_toy("rings", "train"))
     # every recorded fresh row says so in its config

@@ -2,13 +2,19 @@
 
 ``base``: transforms that return their log-determinant, composition, the :class:`Flow`
 density and simple layers. ``coupling``: NICE and RealNVP. ``glow``: actnorm, invertible 1x1
-convolutions, Glow. ``autoregressive``: MAF and IAF, built on MADE (chapter 6). ``spline``:
-rational-quadratic spline couplings (neural spline flows).
+convolutions, Glow. ``autoregressive``: MAF and IAF, built on MADE (chapter 6), and MAF with
+splines. ``spline``: rational-quadratic spline couplings (neural spline flows).
 ``fresh``: training on new draws of a known density.
 ``dequantization``: flows on integer images and an honest bound on their likelihood.
 """
 
-from dgm_lab.flows.autoregressive import MaskedAffineAutoregressive, iaf, maf
+from dgm_lab.flows.autoregressive import (
+    MaskedAffineAutoregressive,
+    MaskedSplineAutoregressive,
+    autoregressive_spline_flow,
+    iaf,
+    maf,
+)
 from dgm_lab.flows.base import (
     Chain,
     ElementwiseAffine,
@@ -39,9 +45,10 @@ from dgm_lab.flows.spline import SplineCoupling, neural_spline_flow, rational_qu
 
 __all__ = ["ActNorm", "AdditiveCoupling", "AffineCoupling", "Chain", "ConvNet",
            "DequantizedFlow", "ElementwiseAffine", "Flow", "Inverse", "InvertibleConv1x1",
-           "Logit", "MaskedAffineAutoregressive", "Permutation", "Reshape", "SplineCoupling",
-           "Squeeze",
+           "Logit", "MaskedAffineAutoregressive", "MaskedSplineAutoregressive", "Permutation",
+           "Reshape", "SplineCoupling", "Squeeze",
            "Transform", "VariationalDequantizer", "actnorm_parameters", "alternating_mask",
+           "autoregressive_spline_flow",
            "channel_mask", "checkerboard_mask", "glow", "iaf", "maf", "mlp",
            "negative_log_likelihood", "neural_spline_flow", "nice", "rational_quadratic_spline",
            "real_nvp", "real_nvp_image",
