@@ -541,9 +541,9 @@ def test_rational_quadratic_spline_checks_its_arguments():
 
 
 def test_a_spline_coupling_makes_one_coordinate_bimodal_where_an_affine_one_cannot():
-    """One spline layer (coupling or autoregressive) fitted to a 1-D two-component mixture (in the second coordinate, the
-    first one standard normal and independent) gets close to the mixture's entropy; one affine
-    coupling is a Gaussian in that coordinate and cannot."""
+    """One spline layer (coupling or autoregressive) fitted to a 1-D two-component mixture (in
+    the second coordinate, the first one standard normal and independent) gets close to the
+    mixture's entropy; one affine coupling is a Gaussian in that coordinate and cannot."""
     from dgm_lab.flows import negative_log_likelihood
     from dgm_lab.train import fit
 
@@ -597,11 +597,14 @@ def test_untrained_2d_flows_integrate_to_one(build):
     assert abs(_mass_on_grid(flow, 30.0, n=1501) - 1) < 0.01
 
 
-def test_an_untrained_spline_flow_integrates_to_one():
+@pytest.mark.parametrize("build", [lambda: neural_spline_flow(2, n_layers=3, hidden=[16]),
+                                   lambda: autoregressive_spline_flow(2, n_layers=3, hidden=[16])],
+                         ids=["coupling", "autoregressive"])
+def test_an_untrained_spline_flow_integrates_to_one(build):
     """Each spline maps [-3, 3] onto itself and is the identity outside, so a coordinate
     beyond +-6 keeps its value through the flow: the mass outside [-6, 6]^2 is the standard
     normal's, 4e-9."""
-    flow = randomize(neural_spline_flow(2, n_layers=3, hidden=[16]), seed=5, scale=0.2)
+    flow = randomize(build(), seed=5, scale=0.2)
     assert abs(_mass_on_grid(flow, 6.0, n=401) - 1) < 0.01
 
 

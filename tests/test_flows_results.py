@@ -128,3 +128,22 @@ def test_fresh_recipes_train_on_new_draws_and_validate_on_the_fixed_points(ch09,
     for r in results.load(9):
         if r.model.endswith(("-fresh", "-large")):
             assert "FRESH samples of the known density" in r.config, r
+
+
+def test_the_flows_trained_on_the_grid_integrate_to_one(ch09):
+    """The grid's modes are 0.1 wide: a midpoint rule with 0.02-wide cells over [-6, 6]^2
+    (the toy lies within [-5, 5]^2) must find a mass of one for every trained flow, the
+    affine one with its ridges included."""
+    torch.set_num_threads(1)
+    edges = torch.linspace(-6, 6, 601, dtype=torch.float64)
+    mid = (edges[1:] + edges[:-1]) / 2
+    grid = torch.cartesian_prod(mid, mid)
+    for model, toy in ch09.TOY_CHECKPOINTS:
+        if toy != "grid25":
+            continue
+        flow = ch09.build_toy_flow(model)
+        results.load_checkpoint(ch09.checkpoint_name(model, toy), flow)
+        with torch.no_grad():
+            density = torch.cat([flow.log_prob(c).exp() for c in grid.split(200_000)])
+        mass = (density.sum() * (edges[1] - edges[0]) ** 2).item()
+        assert abs(mass - 1) < 0.01, (model, mass)
