@@ -540,7 +540,7 @@ def test_rational_quadratic_spline_checks_its_arguments():
         SplineCoupling(alternating_mask(2), mlp(2, 6, [4]), bins=5)(torch.zeros(1, 2))
 
 
-def test_a_spline_coupling_makes_one_coordinate_bimodal_where_an_affine_one_cannot():
+def test_one_spline_layer_makes_one_coordinate_bimodal_where_an_affine_one_cannot():
     """One spline layer (coupling or autoregressive) fitted to a 1-D two-component mixture (in
     the second coordinate, the first one standard normal and independent) gets close to the
     mixture's entropy; one affine coupling is a Gaussian in that coordinate and cannot."""
