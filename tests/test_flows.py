@@ -409,7 +409,7 @@ def test_stacked_layers_alternate_their_order():
     assert (jac.abs() > 1e-8).all()
 
 
-def test_new_autoregressive_layers_start_as_the_identity():
+def test_autoregressive_layers_start_as_the_identity():
     """The MADE's last layer starts at zero: no shift, no scale, equal bins with unit slopes."""
     x = 2 * torch.randn(5, 3)
     for layer in (MaskedAffineAutoregressive(3, [8]), MaskedSplineAutoregressive(3, [8])):
@@ -435,6 +435,22 @@ def test_made_spline_is_triangular_in_its_order_and_two_layers_are_not():
     two = randomize(autoregressive_spline_flow(3, n_layers=2, hidden=[10], bins=4))
     jac = _jacobian(lambda v: two.transform(v)[0], x)
     assert (jac.abs() > 1e-8).all()
+
+
+@pytest.mark.parametrize("build", [lambda: maf(3, n_layers=3, hidden=[8]),
+                                   lambda: maf(3, n_layers=3, hidden=[8], normalize=False),
+                                   lambda: autoregressive_spline_flow(3, n_layers=3, hidden=[8])],
+                         ids=["maf", "maf-unnormalized", "spline"])
+def test_autoregressive_flows_reverse_the_order_between_every_two_layers(build):
+    """Between any two consecutive autoregressive layers the features are reversed once."""
+    kinds = [type(t).__name__ for t in build().transform.transforms
+             if not isinstance(t, ElementwiseAffine)]
+    layer = kinds[0]
+    assert layer in ("MaskedAffineAutoregressive", "MaskedSplineAutoregressive")
+    assert kinds == [layer, "Permutation", layer, "Permutation", layer]
+    for t in build().transform.transforms:
+        if isinstance(t, Permutation):
+            assert t.perm.tolist() == [2, 1, 0]
 
 
 def test_a_2d_spline_flow_transforms_both_coordinates():
@@ -534,8 +550,10 @@ def test_rational_quadratic_spline_checks_its_arguments():
         MaskedSplineAutoregressive(2, [4], bins=1)
     with pytest.raises(ValueError, match="bound"):
         autoregressive_spline_flow(2, bound=-1.0)
-    with pytest.raises(ValueError, match="x must have shape"):
+    with pytest.raises(ValueError, match=r"x must have shape \[n, 3\], got shape"):
         MaskedSplineAutoregressive(3, [4])(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"z must have shape \[n, 3\], got shape"):
+        MaskedSplineAutoregressive(3, [4]).inverse(torch.zeros(2, 2))
     with pytest.raises(ValueError, match="net must output 14 numbers"):
         SplineCoupling(alternating_mask(2), mlp(2, 6, [4]), bins=5)(torch.zeros(1, 2))
 

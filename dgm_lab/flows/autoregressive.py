@@ -24,17 +24,24 @@ an arbitrary :math:`x` costs :math:`D`, while the density of its *own* samples c
 (what a VAE's posterior needs). In code IAF is literally MAF turned around:
 ``iaf(...) == Flow(Inverse(maf(...).transform))``.
 
+The affine map is the simplest increasing function of :math:`x_i` that the network can
+choose; :class:`MaskedSplineAutoregressive` lets it choose a rational-quadratic spline
+instead (the autoregressive neural spline flow of Durkan et al., 2019), with the same
+triangular Jacobian and the same costs in the two directions.
+
 References:
     G. Papamakarios, T. Pavlakou and I. Murray (2017). Masked autoregressive flow for density
     estimation. NeurIPS (section 3.1, eq. 2-5; section 3.3 on IAF).
     D. P. Kingma, T. Salimans, R. Jozefowicz, X. Chen, I. Sutskever and M. Welling (2016).
     Improved variational inference with inverse autoregressive flow. NeurIPS (eq. 10-11).
+    C. Durkan, A. Bekasov, I. Murray and G. Papamakarios (2019). Neural spline flows.
+    NeurIPS (section 3.2).
     M. Germain, K. Gregor, I. Murray and H. Larochelle (2015). MADE. ICML.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -56,25 +63,43 @@ __all__ = ["MaskedAffineAutoregressive", "MaskedSplineAutoregressive", "autoregr
            "iaf", "maf"]
 
 
-def _invert(z: torch.Tensor, order: torch.Tensor,
-            given: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Noise to data for an autoregressive layer, one coordinate per network pass.
 
-    ``given(z, x)`` is the layer's map from noise to data and its log-determinant, with the
-    network reading ``x``: it is right for coordinate :math:`d` once ``x`` holds every
-    coordinate before :math:`d` in ``order``, so filling them in that order takes :math:`D`
-    passes. The last pass saw every coordinate that any output depends on, so its
-    log-determinant is the layer's.
+class _MaskedAutoregressive(Transform):
+    """What the affine and the spline layer share: a MADE whose outputs for coordinate
+    :math:`i` (``outputs_per_dim`` numbers, read from :math:`x_{<i}`) parametrise an
+    increasing map of :math:`x_i`, all zero at the start (the identity map), and the way back
+    from noise to data, one coordinate per network pass.
+
+    A subclass gives ``forward`` and ``_inverse_given(z, x)``: the map from noise to data and
+    its log-determinant with the network reading ``x``. That is right for coordinate
+    :math:`d` once ``x`` holds every coordinate before :math:`d` in the order, so filling them
+    in that order takes :math:`D` passes; the last pass saw every coordinate that any output
+    depends on, so its log-determinant is the layer's.
     """
-    x = torch.zeros_like(z)
-    for d in order.tolist():
-        y, log_det = given(z, x)
-        x = x.index_copy(1, torch.tensor([d], device=z.device), y[:, d:d + 1])
-    return x, log_det
 
+    def __init__(self, features: int, hidden: Sequence[int], outputs_per_dim: int,
+                 order: Sequence[int] | torch.Tensor | None, seed: int) -> None:
+        super().__init__()
+        self.features = check_int(features, "features", minimum=2)
+        self.made = MADE(self.features, list(hidden), outputs_per_dim=outputs_per_dim,
+                         order=order, seed=seed)
+        last = self.made.layers[-1]
+        nn.init.zeros_(last.weight)  # zero parameters: the identity map
+        nn.init.zeros_(last.bias)
 
-class MaskedAffineAutoregressive(Transform):
+    def _inverse_given(self, z: torch.Tensor, x: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_event(z, (self.features,), "z")
+        x = torch.zeros_like(z)
+        for d in self.made.order.tolist():
+            y, log_det = self._inverse_given(z, x)
+            x = x.index_copy(1, torch.tensor([d], device=z.device), y[:, d:d + 1])
+        return x, log_det
+
+class MaskedAffineAutoregressive(_MaskedAutoregressive):
     r"""The autoregressive affine map :math:`z_i = (x_i - \mu_i(x_{<i}))\, e^{-\alpha_i(x_{<i})}`.
 
     A :class:`~dgm_lab.autoregressive.made.MADE` with two outputs per dimension gives
@@ -106,14 +131,8 @@ class MaskedAffineAutoregressive(Transform):
     def __init__(self, features: int, hidden: Sequence[int] = (64, 64), *,
                  order: Sequence[int] | torch.Tensor | None = None, seed: int = 0,
                  max_log_scale: float = 3.0) -> None:
-        super().__init__()
-        self.features = check_int(features, "features", minimum=2)
+        super().__init__(features, hidden, 2, order, seed)
         self.max_log_scale = check_positive(max_log_scale, "max_log_scale")
-        self.made = MADE(self.features, list(hidden), outputs_per_dim=2, order=order,
-                         seed=seed)
-        last = self.made.layers[-1]
-        nn.init.zeros_(last.weight)  # start as the identity map
-        nn.init.zeros_(last.bias)
 
     def _shift_log_scale(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, raw = self.made(x).unbind(2)
@@ -130,18 +149,14 @@ class MaskedAffineAutoregressive(Transform):
         mu, alpha = self._shift_log_scale(x)
         return z * torch.exp(alpha) + mu, alpha.sum(1)
 
-    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_event(z, (self.features,), "z")
-        return _invert(z, self.made.order, self._inverse_given)
 
-
-class MaskedSplineAutoregressive(Transform):
+class MaskedSplineAutoregressive(_MaskedAutoregressive):
     r"""The autoregressive spline map :math:`z_i = g_i(x_i)`, where :math:`g_i` is a monotone
     rational-quadratic spline whose parameters a MADE computes from :math:`x_{<i}`.
 
     The affine map of :class:`MaskedAffineAutoregressive` with the line
     :math:`(x_i - \mu_i) e^{-\alpha_i}` replaced by a spline of :math:`K` bins on
-    :math:`[-B, B]` (the identity outside), as in :func:`~dgm_lab.flows.spline.SplineCoupling`:
+    :math:`[-B, B]` (the identity outside), as in :class:`~dgm_lab.flows.spline.SplineCoupling`:
     one coordinate can now be bent into several modes by one layer. The Jacobian is still
     triangular, :math:`\log|\det| = \sum_i \log g_i'(x_i)`; ``forward`` is one MADE pass,
     ``inverse`` is :math:`D`. The network's last layer starts at zero: equal bins, unit
@@ -169,15 +184,9 @@ class MaskedSplineAutoregressive(Transform):
     def __init__(self, features: int, hidden: Sequence[int] = (64, 64), *, bins: int = 8,
                  bound: float = 3.0, order: Sequence[int] | torch.Tensor | None = None,
                  seed: int = 0) -> None:
-        super().__init__()
-        self.features = check_int(features, "features", minimum=2)
-        self.bins = check_int(bins, "bins", minimum=2)
-        self.bound = check_positive(bound, "bound")
-        self.made = MADE(self.features, list(hidden), outputs_per_dim=3 * self.bins - 1,
-                         order=order, seed=seed)
-        last = self.made.layers[-1]
-        nn.init.zeros_(last.weight)  # equal bins and unit slopes: the identity map
-        nn.init.zeros_(last.bias)
+        bins = check_int(bins, "bins", minimum=2)
+        super().__init__(features, hidden, 3 * bins - 1, order, seed)
+        self.bins, self.bound = bins, check_positive(bound, "bound")
 
     def _spline(self, values: torch.Tensor, given: torch.Tensor, inverse: bool
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -196,21 +205,21 @@ class MaskedSplineAutoregressive(Transform):
         y, log_d = self._spline(z, x, inverse=True)
         return y, log_d.sum(1)
 
-    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        check_event(z, (self.features,), "z")
-        return _invert(z, self.made.order, self._inverse_given)
-
 
 def _maf_transform(features: int, n_layers: int, hidden: Sequence[int],
                    max_log_scale: float, normalize: bool) -> Chain:
     d = check_int(features, "features", minimum=2)
-    return _reversing(d, [[MaskedAffineAutoregressive(d, hidden, seed=i,
-                                                      max_log_scale=max_log_scale),
-                           *([ElementwiseAffine(d)] if normalize else [])]
-                          for i in range(check_int(n_layers, "n_layers"))])
+    blocks = []
+    for i in range(check_int(n_layers, "n_layers")):
+        block: list[Transform] = [MaskedAffineAutoregressive(d, hidden, seed=i,
+                                                             max_log_scale=max_log_scale)]
+        if normalize:
+            block.append(ElementwiseAffine(d))
+        blocks.append(block)
+    return _chain_reversing_between(d, blocks)
 
 
-def _reversing(features: int, blocks: Sequence[Sequence[Transform]]) -> Chain:
+def _chain_reversing_between(features: int, blocks: Sequence[Sequence[Transform]]) -> Chain:
     """The blocks in a chain, the order of the features reversed between consecutive ones:
     each autoregressive layer conditions in the opposite order of the one before."""
     layers: list[Transform] = []
@@ -305,6 +314,6 @@ def autoregressive_spline_flow(features: int, n_layers: int = 4, hidden: Sequenc
         torch.Size([3])
     """
     d = check_int(features, "features", minimum=2)
-    return Flow(_reversing(d, [[MaskedSplineAutoregressive(d, hidden, bins=bins, bound=bound,
-                                                           seed=i)]
-                               for i in range(check_int(n_layers, "n_layers"))]), d)
+    blocks = [[MaskedSplineAutoregressive(d, hidden, bins=bins, bound=bound, seed=i)]
+              for i in range(check_int(n_layers, "n_layers"))]
+    return Flow(_chain_reversing_between(d, blocks), d)
