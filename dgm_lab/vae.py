@@ -817,9 +817,9 @@ class AdversarialAutoencoder(nn.Module):
     def discriminate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """The discriminator's logit ``[n, 1]`` that ``z`` is a prior draw (of component
         ``labels``, int64 ``[n]``, when the model has ``classes``; else no labels)."""
-        from dgm_lab.gan.models import _with_labels
+        from dgm_lab.gan.models import with_labels
 
-        return self.discriminator(_with_labels(z, labels, self.classes))
+        return self.discriminator(with_labels(z, labels, self.classes))
 
     def standardize(self, x: torch.Tensor) -> AdversarialAutoencoder:
         """Set the encoder's input standardisation from training data (see :class:`VAE`)."""

@@ -50,6 +50,7 @@ __all__ = [
     "MLPGenerator",
     "interpolate",
     "truncated_normal",
+    "with_labels",
 ]
 
 OUTPUTS = ("identity", "sigmoid")
@@ -74,7 +75,17 @@ def _one_hot(labels: torch.Tensor | None, num_classes: int, n: int,
     return F.one_hot(labels.to(device), num_classes).to(dtype)
 
 
-def _with_labels(x: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:
+def with_labels(x: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:
+    """``x`` ``[n, d]`` with the one-hot code of ``labels`` (int64 ``[n]`` in
+    ``0..num_classes - 1``) appended, ``[n, d + num_classes]``: the input of a conditional
+    network. ``num_classes`` 0 takes no labels and returns ``x``; a ValueError names a missing,
+    unexpected or out-of-range ``labels``.
+
+    Example:
+        >>> with_labels(torch.zeros(2, 1), torch.tensor([0, 2]), 3)
+        tensor([[0., 1., 0., 0.],
+                [0., 0., 0., 1.]])
+    """
     code = _one_hot(labels, num_classes, len(x), x.device, x.dtype)
     return x if code is None else torch.cat([x, code], 1)
 
@@ -134,11 +145,11 @@ class MLPGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"z must have shape [n, {self.latent_dim}], got {tuple(z.shape)}")
-        h = _with_labels(z, labels, self.num_classes)
+        h = with_labels(z, labels, self.num_classes)
         n_ref = 0
         if self.vbn is not None:
             ref_labels = self.reference_labels if self.num_classes else None
-            ref = _with_labels(self.reference_z.to(z), ref_labels, self.num_classes)
+            ref = with_labels(self.reference_z.to(z), ref_labels, self.num_classes)
             h, n_ref = torch.cat([ref, h]), len(ref)
         for i, layer in enumerate(self.hidden):
             h = layer(h)
@@ -192,7 +203,7 @@ class MLPDiscriminator(nn.Module):
     def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if x.dim() != 2 or x.shape[1] != self.data_dim:
             raise ValueError(f"x must have shape [n, {self.data_dim}], got {tuple(x.shape)}")
-        h = _with_labels(x, labels, self.num_classes)
+        h = with_labels(x, labels, self.num_classes)
         for layer in self.hidden:
             h = F.leaky_relu(layer(h), 0.2)
         return h
