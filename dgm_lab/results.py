@@ -31,9 +31,15 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; run one writer at a time there
+    fcntl = None
 
 import torch
 from torch import nn
@@ -157,20 +163,36 @@ def record(chapter: int, rows: Iterable[Result], *,
     if len(set(keys)) < len(keys):
         raise ValueError(f"rows repeat a key (model, data, split, metric): {keys}")
     path = results_path(chapter, folder)
-    table = {r.key: r for r in load(chapter, folder=folder)} if path.is_file() else {}
-    stamp = {"date": datetime.date.today().isoformat(), "version": dgm_lab.__version__}
-    table.update({r.key: dataclasses.replace(r, **stamp) for r in new})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(FIELDS)
-        for key in sorted(table):
-            r = table[key]
-            writer.writerow([r.model, r.data, r.split, r.metric, f"{r.value:.10g}", r.config,
-                             f"{r.seconds:.3g}", r.device, r.seed, r.date, r.version])
-    tmp.replace(path)  # a crash while writing never leaves half a file
+    stamp = {"date": datetime.date.today().isoformat(), "version": dgm_lab.__version__}
+    with _exclusive(path):  # two scripts recording at once each keep their rows
+        table = {r.key: r for r in load(chapter, folder=folder)} if path.is_file() else {}
+        table.update({r.key: dataclasses.replace(r, **stamp) for r in new})
+        tmp = path.with_suffix(f".csv.{os.getpid()}.tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(FIELDS)
+            for key in sorted(table):
+                r = table[key]
+                writer.writerow([r.model, r.data, r.split, r.metric, f"{r.value:.10g}",
+                                 r.config, f"{r.seconds:.3g}", r.device, r.seed, r.date,
+                                 r.version])
+        tmp.replace(path)  # a crash while writing never leaves half a file
     return path
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``<path>.lock`` (POSIX) while reading and rewriting ``path``."""
+    if fcntl is None:
+        yield
+        return
+    with open(path.with_suffix(path.suffix + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def bits_per_dim(nats: float, dims: int) -> float:

@@ -3,6 +3,7 @@
 import csv
 import importlib.util
 import math
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -61,6 +62,31 @@ def test_record_upserts_one_row_per_key_and_keeps_the_file_sorted(tmp_path):
     with (tmp_path / "ch02.csv").open(newline="") as fh:
         lines = list(csv.reader(fh))
     assert tuple(lines[0]) == results.FIELDS and len(lines) == 4
+
+
+def _record_one_by_one(folder: str, model: str, n: int, start) -> None:
+    start.wait()  # both writers begin together
+    for i in range(n):
+        results.record(2, [Result(model, f"toy{i:03d}", "test", "nll", float(i))], folder=folder)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no advisory file locks on Windows")
+def test_two_scripts_recording_at_once_keep_every_row(tmp_path):
+    """Each record() reads the file, adds its rows and rewrites it; two processes doing that
+    at once must not overwrite each other's rows (nor share a temporary file)."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(2)
+    writers = [context.Process(target=_record_one_by_one, args=(str(tmp_path), m, 60, start))
+               for m in ("a", "b")]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(timeout=120)
+        assert w.exitcode == 0
+    rows = results.load(2, folder=tmp_path)
+    assert sorted((r.model, r.data) for r in rows) == [
+        (m, f"toy{i:03d}") for m in ("a", "b") for i in range(60)]
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
 
 
 def test_record_rejects_bad_rows(tmp_path):
