@@ -63,7 +63,6 @@ __all__ = ["MaskedAffineAutoregressive", "MaskedSplineAutoregressive", "autoregr
            "iaf", "maf"]
 
 
-
 class _MaskedAutoregressive(Transform):
     """What the affine and the spline layer share: a MADE whose outputs for coordinate
     :math:`i` (``outputs_per_dim`` numbers, read from :math:`x_{<i}`) parametrise an
@@ -98,6 +97,7 @@ class _MaskedAutoregressive(Transform):
             y, log_det = self._inverse_given(z, x)
             x = x.index_copy(1, torch.tensor([d], device=z.device), y[:, d:d + 1])
         return x, log_det
+
 
 class MaskedAffineAutoregressive(_MaskedAutoregressive):
     r"""The autoregressive affine map :math:`z_i = (x_i - \mu_i(x_{<i}))\, e^{-\alpha_i(x_{<i})}`.
